@@ -1,0 +1,50 @@
+# The front door. `make run` builds and starts one node on the embedded default;
+# `make test` installs what the tests need, builds with -Werror and runs every suite,
+# once plainly and once under AddressSanitizer + UndefinedBehaviorSanitizer.
+BUILD_DIR      ?= build
+SAN_BUILD_DIR  ?= build-asan
+JOBS           ?= $(shell nproc)
+CMAKE_FLAGS    ?=
+RUN_ARGS       ?=
+
+.PHONY: all deps test-deps build run test check check-asan bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSGATE_WERROR=ON $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/wsgate $(RUN_ARGS)
+
+check: test-deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+$(SAN_BUILD_DIR)/build.ninja:
+	cmake -S . -B $(SAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_WERROR=ON -DWSGATE_SANITIZE=ON $(CMAKE_FLAGS)
+
+check-asan: test-deps $(SAN_BUILD_DIR)/build.ninja
+	cmake --build $(SAN_BUILD_DIR) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -j $(JOBS)
+
+test: check check-asan
+
+bench: build
+	scripts/bench.sh
+
+format:
+	find src tools tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(SAN_BUILD_DIR)
