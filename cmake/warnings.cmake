@@ -2,7 +2,7 @@
 add_library(wsgate_warnings INTERFACE)
 target_compile_options(wsgate_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wcast-align -Woverloaded-virtual
-  -Wnull-dereference -Wimplicit-fallthrough)
+  -Wimplicit-fallthrough)
 if(WSGATE_WERROR)
   target_compile_options(wsgate_warnings INTERFACE -Werror)
 endif()

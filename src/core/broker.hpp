@@ -1,0 +1,86 @@
+#pragma once
+// The broker moves published messages to every node (and shard) that has subscribers.
+// The embedded memory broker (src/broker/memory) does it inside one process; the Redis broker
+// does it across nodes. Both hand messages to the node's local_delivery, which fans them out
+// to the local WebSocket sessions.
+//
+// Topics: a client channel ("room:1") or an internal per-user topic (user_topic()), which a
+// client can never name because it is outside the channel alphabet.
+//
+// Thread safety: every method may be called concurrently from any shard thread.
+
+#include "core/error.hpp"
+#include "core/frame.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace wsgate::core {
+
+// The node side of the broker: its shards and their local subscribers.
+class local_delivery {
+public:
+    virtual unsigned shard_count() const noexcept = 0;
+    // Writes `frame` to every session on `shard` subscribed to `topic`. Thread-safe; delivery
+    // to one shard happens in call order.
+    virtual void deliver(unsigned shard, std::string_view topic, frame_ptr frame) = 0;
+    // Runs `task` on `shard`'s thread.
+    virtual void post(unsigned shard, std::function<void()> task) = 0;
+
+protected:
+    ~local_delivery() = default;
+};
+
+struct publication {
+    std::string_view channel;
+    std::string_view from;       // user id of the publisher
+    std::string_view data_json;  // the message, serialized JSON
+};
+
+struct publish_receipt {
+    std::uint64_t seq = 0;
+};
+
+using publish_handler = std::function<void(result<publish_receipt>)>;
+using send_handler = std::function<void(boost::system::error_code)>;
+
+class broker {
+public:
+    virtual ~broker() = default;
+
+    // Called once, before any other method, with the node's delivery side.
+    virtual void start(local_delivery& delivery) = 0;
+
+    // Node-level subscription bookkeeping: `shard` calls subscribe() when its first local
+    // session subscribes to `topic` and unsubscribe() when its last one leaves.
+    virtual void subscribe(unsigned shard, std::string_view topic) = 0;
+    virtual void unsubscribe(unsigned shard, std::string_view topic) = 0;
+
+    // Publishes to a channel: assigns the next seq, encodes the message frame once and
+    // delivers it to every subscriber. `done` runs on `shard` (possibly inline).
+    virtual void publish(unsigned shard, const publication& message, publish_handler done) = 0;
+
+    // Delivers a ready frame to every subscriber of `topic`; error::user_offline when it has
+    // none. Used for direct messages to a user's topic. `done` runs on `shard`.
+    virtual void send(unsigned shard, std::string_view topic, frame_ptr frame,
+                      send_handler done) = 0;
+
+    // Channels (not user topics) with at least one subscriber, as the broker sees them.
+    virtual std::size_t channel_count() const = 0;
+};
+
+// The internal topic that reaches every connection of a user.
+inline std::string user_topic(std::string_view user_id) {
+    std::string topic("\x01u:");
+    topic.append(user_id);
+    return topic;
+}
+
+inline bool is_user_topic(std::string_view topic) noexcept {
+    return !topic.empty() && topic.front() == '\x01';
+}
+
+}  // namespace wsgate::core
