@@ -436,6 +436,12 @@ void ws_session::write_now() {
         std::size_t written = socket_.write_some(
             std::span<const boost::asio::const_buffer>(buffers.data(), count), ec);
         if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+            // A client that never quite catches up must not grow the vector with spent slots.
+            if (queue_head_ >= 64) {
+                queue_.erase(queue_.begin(),
+                             queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+                queue_head_ = 0;
+            }
             wait_writable();
             return;
         }
