@@ -13,6 +13,7 @@ struct wire_frame {
     std::string storage;     // may hold unused bytes before `begin` (room for a header)
     std::uint32_t begin = 0;
     std::int64_t created_ns = 0;  // steady clock when encoded: fan-out latency starts here
+    std::uint32_t frames = 1;     // WebSocket frames in `storage` (fan-out joins several)
 
     std::string_view bytes() const noexcept { return std::string_view(storage).substr(begin); }
     std::size_t size() const noexcept { return storage.size() - begin; }

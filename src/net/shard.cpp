@@ -76,7 +76,7 @@ void shard::remove_session(ws_session* s) {
 }
 
 void shard::subscribe(ws_session* s, const std::string& topic) {
-    auto& subscribers = topics_[topic];
+    auto& subscribers = topics_[topic].subscribers;
     if (subscribers.empty()) {
         owner_.broker().subscribe(index_, topic);
         metrics_.topics.add(1);
@@ -88,7 +88,7 @@ void shard::subscribe(ws_session* s, const std::string& topic) {
 void shard::unsubscribe(ws_session* s, const std::string& topic) {
     auto it = topics_.find(topic);
     if (it == topics_.end()) return;
-    auto& subscribers = it->second;
+    auto& subscribers = it->second.subscribers;
     // Recent subscribers are more likely to leave first; search from the back.
     auto pos = std::find(subscribers.rbegin(), subscribers.rend(), s);
     if (pos == subscribers.rend()) return;
@@ -105,22 +105,57 @@ void shard::unsubscribe(ws_session* s, const std::string& topic) {
 void shard::fanout(std::string_view topic, const core::frame_ptr& frame) {
     auto it = topics_.find(topic);
     if (it == topics_.end()) return;
-    // enqueue() never unsubscribes or destroys a session (a slow consumer is only marked and
-    // closed later), so iterating the subscriber list here is safe.
-    for (ws_session* s : it->second) s->enqueue(frame);
-    metrics_.deliveries.add(it->second.size());
-    metrics_.fanout_latency.observe(steady_ns() - frame->created_ns);
+    auto& pending = it->second.pending;
+    if (pending.empty()) dirty_topics_.emplace_back(topic);
+    pending.push_back(frame);
+    request_flush();
 }
 
 void shard::schedule_flush(std::shared_ptr<ws_session> s) {
     flush_list_.push_back(std::move(s));
+    request_flush();
+}
+
+void shard::request_flush() {
     if (!flush_scheduled_) {
         flush_scheduled_ = true;
         boost::asio::post(context_, [this] { flush_all(); });
     }
 }
 
+void shard::seal_topics() {
+    const std::int64_t now = steady_ns();
+    for (const auto& name : dirty_topics_) {
+        auto it = topics_.find(name);
+        if (it == topics_.end()) continue;  // the last subscriber left this turn
+        auto& entry = it->second;
+        if (entry.pending.empty()) continue;
+        core::frame_ptr batch;
+        if (entry.pending.size() == 1) {
+            batch = std::move(entry.pending.front());
+        } else {
+            // One contiguous buffer: one iovec and one copy per subscriber in the kernel.
+            auto joined = std::make_shared<core::wire_frame>();
+            std::size_t total = 0;
+            for (const auto& f : entry.pending) total += f->size();
+            joined->storage.reserve(total);
+            for (const auto& f : entry.pending) joined->storage.append(f->bytes());
+            joined->created_ns = entry.pending.front()->created_ns;
+            joined->frames = static_cast<std::uint32_t>(entry.pending.size());
+            batch = std::move(joined);
+        }
+        // enqueue() never unsubscribes or destroys a session (a slow consumer is only marked
+        // and closed later), so iterating the subscriber list here is safe.
+        for (ws_session* s : entry.subscribers) s->enqueue(batch);
+        metrics_.deliveries.add(entry.subscribers.size() * entry.pending.size());
+        metrics_.fanout_latency.observe(now - batch->created_ns);
+        entry.pending.clear();
+    }
+    dirty_topics_.clear();
+}
+
 void shard::flush_all() {
+    seal_topics();
     flush_scheduled_ = false;
     // A flush may queue more work (a close after a failed write), which lands in a fresh list.
     auto batch = std::move(flush_list_);

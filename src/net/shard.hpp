@@ -5,9 +5,12 @@
 // metrics() (read-only counters) and the constructor/start/join done by the server. Other
 // threads reach a shard only through post() on its io_context.
 //
-// Fan-out: fanout() queues one shared, already-encoded frame on every local subscriber of a
-// topic and asks for a flush; the flush runs once per turn of the event loop, after every
-// handler already queued, so each connection gets all its pending frames in one write.
+// Fan-out is deferred to the flush, which runs once per turn of the event loop (posted after
+// every handler already queued). fanout() only appends the frame to its topic's pending list:
+// O(1) per message, whatever the number of subscribers. The flush then seals each dirty
+// topic's frames into one contiguous buffer, queues that buffer once on every subscriber, and
+// writes each connection's queue with one writev. Per turn, a subscriber costs one pointer push
+// and one iovec per topic instead of one per message.
 
 #include "core/frame.hpp"
 #include "net/metrics.hpp"
@@ -62,6 +65,7 @@ public:
     void unsubscribe(ws_session* s, const std::string& topic);
     void fanout(std::string_view topic, const core::frame_ptr& frame);
 
+    // Adds a session with queued frames to this turn's flush.
     void schedule_flush(std::shared_ptr<ws_session> s);
 
     std::uint64_t random64() noexcept { return rng_(); }
@@ -78,7 +82,9 @@ public:
     void close_all_going_away();
 
 private:
+    void request_flush();
     void flush_all();
+    void seal_topics();
     void arm_tick();
     void on_tick();
 
@@ -98,7 +104,12 @@ private:
     std::int64_t now_ms_ = 0;
 
     std::vector<ws_session*> sessions_;  // each session knows its index here
-    std::unordered_map<std::string, std::vector<ws_session*>, string_hash, std::equal_to<>> topics_;
+    struct topic_entry {
+        std::vector<ws_session*> subscribers;
+        std::vector<core::frame_ptr> pending;  // published this turn, not yet queued
+    };
+    std::unordered_map<std::string, topic_entry, string_hash, std::equal_to<>> topics_;
+    std::vector<std::string> dirty_topics_;  // topics with pending frames, in first-use order
     std::vector<std::shared_ptr<ws_session>> flush_list_;
     bool flush_scheduled_ = false;
 

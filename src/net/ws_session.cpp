@@ -408,8 +408,8 @@ void ws_session::enqueue(const core::frame_ptr& frame) {
 
 void ws_session::push(core::frame_ptr frame) {
     queued_bytes_ += frame->size();
+    shard_.metrics().messages_out.add(frame->frames);
     queue_.push_back(std::move(frame));
-    shard_.metrics().messages_out.add();
     if (!in_flush_list_ && !waiting_writable_) {
         in_flush_list_ = true;
         shard_.schedule_flush(shared_from_this());
