@@ -201,9 +201,8 @@ void http_session::handle_upgrade(const request& req) {
             const auto early = self->buffer_.data();
             std::string early_bytes(static_cast<const char*>(early.data()), early.size());
             auto session = std::make_shared<ws_session>(
-                self->shard_, self->stream_.release_socket(), mode, std::move(identity),
-                std::move(early_bytes), self->remote_);
-            session->start();
+                self->shard_, self->stream_.release_socket(), mode, std::move(identity));
+            session->start(std::move(early_bytes), self->remote_);
         });
 }
 

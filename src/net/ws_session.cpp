@@ -41,15 +41,12 @@ constexpr std::size_t max_gather = 64;  // buffers per writev
 }  // namespace
 
 ws_session::ws_session(shard& home, boost::asio::ip::tcp::socket socket, session_mode mode,
-                       std::optional<core::identity> identity, std::string early_bytes,
-                       std::string remote)
+                       std::optional<core::identity> identity)
     : shard_(home),
       socket_(std::move(socket)),
       reader_(mode == session_mode::echo ? home.owner().settings().echo_max_message_size
                                          : home.owner().settings().max_message_size),
-      mode_(mode),
-      remote_(std::move(remote)),
-      early_bytes_(std::move(early_bytes)) {
+      mode_(mode) {
     counted_ = true;
     if (identity) user_id_ = std::move(identity->user_id);
 }
@@ -58,7 +55,7 @@ ws_session::~ws_session() {
     if (counted_) shard_.owner().release_connection();
 }
 
-void ws_session::start() {
+void ws_session::start(std::string early_bytes, std::string_view remote) {
     const std::int64_t now = shard_.refresh_now();
     opened_ms_ = last_read_ms_ = last_ping_ms_ = now;
     char id[24];
@@ -79,14 +76,13 @@ void ws_session::start() {
         user_id_.clear();
         become_authenticated(std::move(user));
     }
-    spdlog::info("ws open session={} remote={} path={} user={}", session_id_, remote_,
+    spdlog::info("ws open session={} remote={} path={} user={}", session_id_, remote,
                  mode_ == session_mode::echo ? "/echo" : "/ws",
                  authenticated_ ? user_id_ : std::string("-"));
 
-    if (!early_bytes_.empty()) {
-        std::string bytes = std::move(early_bytes_);
-        early_bytes_ = std::string();
-        if (!process_input(reinterpret_cast<std::uint8_t*>(bytes.data()), bytes.size())) return;
+    if (!early_bytes.empty() &&
+        !process_input(reinterpret_cast<std::uint8_t*>(early_bytes.data()), early_bytes.size())) {
+        return;
     }
     wait_readable();
 }

@@ -36,11 +36,11 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
                          private protocol::rfc6455::message_handler {
 public:
     ws_session(shard& home, boost::asio::ip::tcp::socket socket, session_mode mode,
-               std::optional<core::identity> identity, std::string early_bytes,
-               std::string remote);
+               std::optional<core::identity> identity);
     ~ws_session();
 
-    void start();
+    // `early_bytes`: frames that arrived together with the upgrade request.
+    void start(std::string early_bytes, std::string_view remote);
 
     // Queues a frame for the next flush. Never closes or unsubscribes synchronously.
     void enqueue(const core::frame_ptr& frame);
@@ -115,9 +115,7 @@ private:
 
     std::string user_id_;
     std::string session_id_;
-    std::string remote_;
     std::vector<std::string> channels_;  // subscribed client channels
-    std::string early_bytes_;            // frames that arrived with the upgrade request
 };
 
 }  // namespace wsgate::net
