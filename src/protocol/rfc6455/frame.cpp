@@ -1,5 +1,7 @@
 #include "protocol/rfc6455/frame.hpp"
 
+#include "protocol/rfc6455/utf8.hpp"
+
 #include <cstring>
 
 namespace wsgate::protocol::rfc6455 {
@@ -97,7 +99,7 @@ std::string make_frame(opcode op, std::string_view payload) {
 }
 
 std::string make_close_frame(std::uint16_t code, std::string_view reason) {
-    if (reason.size() > max_control_payload - 2) reason = reason.substr(0, max_control_payload - 2);
+    reason = utf8_prefix(reason, max_control_payload - 2);
     std::string payload;
     payload.push_back(static_cast<char>(code >> 8));
     payload.push_back(static_cast<char>(code & 0xFF));

@@ -24,6 +24,12 @@ std::string accept_key(std::string_view client_key) {
 
 bool is_valid_client_key(std::string_view client_key) noexcept {
     if (client_key.size() != 24 || client_key.substr(22) != "==") return false;
+    // EVP_DecodeBlock does not check where '=' appears: only the final two may be padding.
+    for (char c : client_key.substr(0, 22)) {
+        const bool base64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!base64) return false;
+    }
     unsigned char decoded[18];
     return EVP_DecodeBlock(decoded, reinterpret_cast<const unsigned char*>(client_key.data()),
                            24) == 18;

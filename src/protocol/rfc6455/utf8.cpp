@@ -48,4 +48,12 @@ bool is_valid_utf8(std::string_view text) noexcept {
     return true;
 }
 
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept {
+    if (text.size() <= max_bytes) return text;
+    std::size_t end = max_bytes;
+    // Back off continuation bytes (10xxxxxx) to the start of the cut sequence.
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    return text.substr(0, end);
+}
+
 }  // namespace wsgate::protocol::rfc6455

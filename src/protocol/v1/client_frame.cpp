@@ -1,6 +1,9 @@
 #include "protocol/v1/client_frame.hpp"
 
 #include "core/channel_name.hpp"
+#include "protocol/rfc6455/utf8.hpp"
+
+#include <cmath>
 
 #include <boost/json.hpp>
 
@@ -25,7 +28,7 @@ decode_result failure(core::error e, std::string detail, command cmd = {}) {
 bool looks_like_json(std::string_view text) {
     for (char c : text) {
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        return c == '{' || c == '[' || c == '"';
+        return c == '{' || c == '[';
     }
     return false;
 }
@@ -50,11 +53,36 @@ bool required_string(const json::object& o, std::string_view key, std::string& o
     return true;
 }
 
+// JSON has no Infinity: a number too large for a double (1e400) would be re-serialized as
+// one, so such values are refused.
+bool all_numbers_finite(const json::value& v) {
+    switch (v.kind()) {
+        case json::kind::double_: return std::isfinite(v.get_double());
+        case json::kind::array:
+            for (const auto& item : v.get_array()) {
+                if (!all_numbers_finite(item)) return false;
+            }
+            return true;
+        case json::kind::object:
+            for (const auto& item : v.get_object()) {
+                if (!all_numbers_finite(item.value())) return false;
+            }
+            return true;
+        default: return true;
+    }
+}
+
 bool required_value(const json::object& o, std::string_view key, std::string& out,
                     decode_result& r) {
     const auto* v = o.if_contains(key);
     if (v == nullptr) {
         r = failure(core::error::missing_field, "missing field \"" + std::string(key) + "\"",
+                    std::move(r.cmd));
+        return false;
+    }
+    if (!all_numbers_finite(*v)) {
+        r = failure(core::error::invalid_field,
+                    "field \"" + std::string(key) + "\" holds a number out of range",
                     std::move(r.cmd));
         return false;
     }
@@ -95,7 +123,7 @@ bool channel_list(const json::object& payload, decode_result& r) {
             }
             if (!core::is_valid_channel_name(*s)) {
                 r = failure(core::error::bad_channel,
-                            "bad channel name \"" + std::string(std::string_view(*s).substr(0, 64)) +
+                            "bad channel name \"" + std::string(rfc6455::utf8_prefix(*s, 64)) +
                                 "\"; " + error_category_message(core::error::bad_channel),
                             std::move(r.cmd));
                 return false;
@@ -133,7 +161,7 @@ decode_result decode_client_frame(std::string_view text, json::storage_ptr stora
     if (obj == nullptr) return failure(core::error::bad_frame, "frame must be a JSON object");
 
     if (const auto* id = obj->if_contains("id")) {
-        if (!id->is_number() && !id->is_string()) {
+        if ((!id->is_number() && !id->is_string()) || !all_numbers_finite(*id)) {
             return failure(core::error::invalid_field, "field \"id\" must be a number or a string");
         }
         r.cmd.id = json::serialize(*id);
@@ -146,6 +174,10 @@ decode_result decode_client_frame(std::string_view text, json::storage_ptr stora
             r.cmd.kind = command_kind::legacy_publish;
             r.cmd.legacy = true;
             if (!channel_field(*obj, "channel", r.cmd.channel, r)) return r;
+            if (!all_numbers_finite(root)) {
+                return failure(core::error::invalid_field, "a number is out of range",
+                               std::move(r.cmd));
+            }
             r.cmd.data = json::serialize(root);
             return r;
         }
@@ -210,7 +242,7 @@ decode_result decode_client_frame(std::string_view text, json::storage_ptr stora
         required_value(*obj, "content", cmd.data, r);
     } else {
         return failure(core::error::unknown_type,
-                       "unknown frame type \"" + std::string(type.substr(0, 64)) + "\"",
+                       "unknown frame type \"" + std::string(rfc6455::utf8_prefix(type, 64)) + "\"",
                        std::move(cmd));
     }
     return r;

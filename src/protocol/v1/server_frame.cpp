@@ -82,13 +82,14 @@ void append_json_string(std::string& out, std::string_view text) {
 std::string format_timestamp(std::chrono::system_clock::time_point t) {
     using namespace std::chrono;
     const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
-    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    const auto whole = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;  // floor, also before 1970
+    const std::time_t seconds = static_cast<std::time_t>(whole);
     std::tm tm{};
     gmtime_r(&seconds, &tm);
     char text[96];
     std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(((ms % 1000) + 1000) % 1000));
+                  static_cast<int>(ms - whole * 1000));
     return text;
 }
 
