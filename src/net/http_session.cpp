@@ -5,7 +5,6 @@
 #include "net/ws_session.hpp"
 #include "protocol/rfc6455/handshake.hpp"
 
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -183,27 +182,19 @@ void http_session::handle_upgrade(const request& req) {
         return;
     }
 
-    auto accept = std::make_shared<std::string>(
+    std::string accept =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Accept: " +
-        protocol::rfc6455::accept_key(key) + "\r\n\r\n");
-    stream_.expires_after(node.settings().http_timeout);
-    boost::asio::async_write(
-        stream_, boost::asio::buffer(*accept),
-        [self = shared_from_this(), accept, mode, identity = std::move(identity)](
-            boost::system::error_code ec, std::size_t) mutable {
-            if (ec) {
-                self->shard_.owner().release_connection();
-                return;
-            }
-            self->stream_.expires_never();
-            // Bytes the client sent right after its request already belong to the WebSocket.
-            const auto early = self->buffer_.data();
-            std::string early_bytes(static_cast<const char*>(early.data()), early.size());
-            auto session = std::make_shared<ws_session>(
-                self->shard_, self->stream_.release_socket(), mode, std::move(identity));
-            session->start(std::move(early_bytes), self->remote_);
-        });
+        protocol::rfc6455::accept_key(key) + "\r\n\r\n";
+    // Bytes the client sent right after its request already belong to the WebSocket.
+    const auto early = buffer_.data();
+    std::string early_bytes(static_cast<const char*>(early.data()), early.size());
+    stream_.expires_never();
+    // The session writes the 101 itself, ahead of anything else it queues, so it can join its
+    // user's topic before the client learns the upgrade succeeded.
+    auto session = std::make_shared<ws_session>(shard_, stream_.release_socket(), mode,
+                                                std::move(identity));
+    session->start(std::move(accept), std::move(early_bytes), remote_);
 }
 
 void http_session::send_json(http::status status, std::string body, bool keep_alive) {

@@ -55,7 +55,7 @@ ws_session::~ws_session() {
     if (counted_) shard_.owner().release_connection();
 }
 
-void ws_session::start(std::string early_bytes, std::string_view remote) {
+void ws_session::start(std::string handshake, std::string early_bytes, std::string_view remote) {
     const std::int64_t now = shard_.refresh_now();
     opened_ms_ = last_read_ms_ = last_ping_ms_ = now;
     char id[24];
@@ -67,6 +67,10 @@ void ws_session::start(std::string early_bytes, std::string_view remote) {
     socket_.non_blocking(true, ec);
     socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
     shard_.add_session(this);
+    auto response = std::make_shared<core::wire_frame>();
+    response->storage = std::move(handshake);
+    response->frames = 0;
+    push(std::move(response));
     auto& m = shard_.metrics();
     m.connections.add(1);
     m.connections_opened.add(1);
@@ -113,6 +117,7 @@ void ws_session::on_readable() {
             return;
         }
         m.bytes_in.add(n);
+        if (failed_) continue;  // after a violation, input is read only to be dropped
         if (!process_input(buffer, n)) return;
         if (n < shard::read_buffer_size) break;
     }
@@ -140,8 +145,7 @@ bool ws_session::process_input(std::uint8_t* data, std::size_t size) {
     }
     if (r.failure) {
         shard_.metrics().protocol_closes.add();
-        std::string().swap(pending_input_);
-        close_with(r.failure.close_code, r.failure.reason);
+        fail_connection(r.failure.close_code, r.failure.reason);
         return state_ != state::closed;
     }
     return state_ != state::closed;
@@ -462,7 +466,12 @@ void ws_session::write_now() {
     queue_.clear();
     queue_head_ = 0;
     if (queue_.capacity() > 256) std::vector<core::frame_ptr>().swap(queue_);
-    if (state_ == state::acknowledged) destroy(close_reason_);
+    if (state_ == state::acknowledged) {
+        destroy(close_reason_);
+    } else if (failed_) {
+        boost::system::error_code ignored;
+        socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+    }
 }
 
 void ws_session::wait_writable() {
@@ -489,6 +498,13 @@ void ws_session::close_with(std::uint16_t code, std::string_view reason) {
     queue_.resize(keep);
     push(control_frame(rfc::make_close_frame(code, reason)));
     close_deadline_ms_ = shard_.now_ms() + shard_.owner().settings().close_timeout.count();
+}
+
+void ws_session::fail_connection(std::uint16_t code, std::string_view reason) {
+    if (state_ != state::open) return;
+    std::string().swap(pending_input_);
+    failed_ = true;
+    close_with(code, reason);
 }
 
 void ws_session::close_going_away() {

@@ -39,8 +39,10 @@ public:
                std::optional<core::identity> identity);
     ~ws_session();
 
+    // Queues `handshake` (the 101 response) as the first bytes out, registers the session
+    // (and its user, so direct messages reach it from this moment) and starts reading.
     // `early_bytes`: frames that arrived together with the upgrade request.
-    void start(std::string early_bytes, std::string_view remote);
+    void start(std::string handshake, std::string early_bytes, std::string_view remote);
 
     // Queues a frame for the next flush. Never closes or unsubscribes synchronously.
     void enqueue(const core::frame_ptr& frame);
@@ -87,6 +89,9 @@ private:
     void write_now();
     void wait_writable();
     void close_with(std::uint16_t code, std::string_view reason);
+    // RFC 6455 7.1.7: after a protocol violation, send the close frame, then FIN, and discard
+    // whatever else arrives instead of parsing it or waiting for a close reply.
+    void fail_connection(std::uint16_t code, std::string_view reason);
     void destroy(std::string_view why);
 
     shard& shard_;
@@ -100,6 +105,7 @@ private:
     std::size_t queued_bytes_ = 0;
     bool in_flush_list_ = false;
     bool waiting_writable_ = false;
+    bool failed_ = false;  // input is discarded; FIN follows the close frame
 
     session_mode mode_;
     state state_ = state::open;
