@@ -7,6 +7,7 @@
 #include "support/http_client.hpp"
 #include "support/prometheus_text.hpp"
 #include "support/raw_ws_client.hpp"
+#include "support/temp_file.hpp"
 #include "support/ws_client.hpp"
 
 #include <gtest/gtest.h>
@@ -235,4 +236,55 @@ TEST(ops, health_is_503_draining_during_shutdown) {
     const auto took = steady_clock::now() - start;
     EXPECT_LT(took, milliseconds{4000}) << "the drain overran --shutdown-timeout 2";
     EXPECT_TRUE(stubborn.wait_for_eof(std::chrono::seconds{1}));
+}
+
+// docs/configuration.md: flags win over the config file, the file over the environment.
+TEST(ops, settings_come_from_config_file_environment_and_flags_in_that_order) {
+    const temp_file config("node-id = \"from-file\"\nmax-channels = 2\nlog-level = \"warn\"\n",
+                           ".ini");
+    {
+        gateway_process gw({{"--config", config.path()}, {}, std::chrono::milliseconds{10'000}});
+        EXPECT_EQ(get_json(gw.port(), "/stats").at("node_id").as_string(),
+                  std::string_view("from-file"));
+        ws_client c;
+        c.connect(gw.port(), "/ws?user_id=alice");
+        c.send_json({{"type", "subscribe"},
+                     {"id", 1},
+                     {"payload", {{"channels", json::array{"a", "b", "c"}}}}});
+        c.expect_error("too_many_channels");
+    }
+    {
+        // The environment fills what the file leaves out, and yields where the file speaks.
+        gateway_process gw({{"--config", config.path()},
+                            {{"NODE_ID", "from-env"}, {"MAX_CHANNELS_PER_CONNECTION", "3"}},
+                            std::chrono::milliseconds{10'000}});
+        EXPECT_EQ(get_json(gw.port(), "/stats").at("node_id").as_string(),
+                  std::string_view("from-file"));
+        ws_client c;
+        c.connect(gw.port(), "/ws?user_id=alice");
+        c.send_json({{"type", "subscribe"},
+                     {"id", 1},
+                     {"payload", {{"channels", json::array{"a", "b", "c"}}}}});
+        c.expect_error("too_many_channels");
+    }
+    {
+        gateway_process gw({{},
+                            {{"NODE_ID", "from-env"}, {"MAX_CHANNELS_PER_CONNECTION", "3"}},
+                            std::chrono::milliseconds{10'000}});
+        EXPECT_EQ(get_json(gw.port(), "/stats").at("node_id").as_string(),
+                  std::string_view("from-env"));
+        ws_client c;
+        c.connect(gw.port(), "/ws?user_id=alice");
+        c.send_json({{"type", "subscribe"},
+                     {"id", 1},
+                     {"payload", {{"channels", json::array{"a", "b", "c"}}}}});
+        c.expect_json("subscribed");
+    }
+    {
+        gateway_process gw({{"--config", config.path(), "--node-id", "from-flag"},
+                            {{"NODE_ID", "from-env"}},
+                            std::chrono::milliseconds{10'000}});
+        EXPECT_EQ(get_json(gw.port(), "/stats").at("node_id").as_string(),
+                  std::string_view("from-flag"));
+    }
 }
