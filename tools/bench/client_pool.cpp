@@ -62,7 +62,7 @@ std::string errno_reason(int err) {
 
 client_pool::client_pool(pool_config config, std::uint32_t slots)
     : config_(std::move(config)),
-      expected_accept_(ws::accept_key(ws::client_key)),
+      expected_accept_(ws::rfc::accept_key(ws::client_key)),
       slots_(slots),
       read_buffer_(read_chunk + 64 * 1024),
       events_(max_events) {
@@ -322,20 +322,23 @@ std::size_t client_pool::on_frames(std::uint32_t slot, char* data, std::size_t l
     connection& c = slots_[slot];
     std::size_t pos = 0;
     for (;;) {
-        ws::frame_header h;
-        const auto status = ws::parse_header(data + pos, len - pos, h);
-        if (status == ws::parse_status::incomplete) return pos;
-        if (status == ws::parse_status::invalid || h.payload_len > max_frame_payload) {
+        ws::rfc::frame_header h;
+        const auto status = ws::rfc::parse_header(reinterpret_cast<const std::uint8_t*>(data + pos),
+                                                  len - pos, h);
+        if (status == ws::rfc::header_status::incomplete) return pos;
+        // No extension is negotiated, so reserved bits are an error too.
+        if (status == ws::rfc::header_status::invalid || h.rsv != 0 ||
+            h.payload_size > max_frame_payload) {
             fail(slot, "protocol_error", "bad frame header");
             return pos;
         }
-        const std::size_t frame_len = h.header_len + static_cast<std::size_t>(h.payload_len);
+        const std::size_t frame_len = h.header_size + static_cast<std::size_t>(h.payload_size);
         if (len - pos < frame_len) return pos;
-        char* payload = data + pos + h.header_len;
-        const auto plen = static_cast<std::size_t>(h.payload_len);
+        char* payload = data + pos + h.header_size;
+        const auto plen = static_cast<std::size_t>(h.payload_size);
         pos += frame_len;
         if (h.masked) {  // servers must not mask, but unmasking costs nothing to support
-            for (std::size_t i = 0; i < plen; ++i) payload[i] ^= static_cast<char>(h.mask[i & 3]);
+            ws::rfc::apply_mask(reinterpret_cast<std::uint8_t*>(payload), plen, h.mask_key);
         }
 
         switch (h.op) {

@@ -88,6 +88,19 @@ std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_si
     return 10;
 }
 
+void append_client_frame(std::string& out, opcode op, std::string_view payload,
+                         std::uint32_t mask_key) {
+    std::uint8_t header[max_header_size];
+    std::size_t n = encode_header(header, op, payload.size());
+    header[1] |= 0x80;
+    std::memcpy(header + n, &mask_key, 4);
+    n += 4;
+    const std::size_t start = out.size();
+    out.append(reinterpret_cast<const char*>(header), n);
+    out.append(payload);
+    apply_mask(reinterpret_cast<std::uint8_t*>(out.data() + start + n), payload.size(), mask_key);
+}
+
 std::string make_frame(opcode op, std::string_view payload) {
     std::uint8_t header[max_header_size];
     const std::size_t n = encode_header(header, op, payload.size());

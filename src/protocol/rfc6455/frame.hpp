@@ -75,6 +75,11 @@ constexpr std::size_t header_size_for(std::uint64_t payload_size) noexcept {
     return payload_size < 126 ? 2 : payload_size <= 0xFFFF ? 4 : 10;
 }
 
+// Client side (test clients, the load generator): a masked frame with FIN set, appended to
+// `out`. `mask_key` is in wire byte order, as parse_header() reports it.
+void append_client_frame(std::string& out, opcode op, std::string_view payload,
+                         std::uint32_t mask_key);
+
 // A complete unmasked frame: header followed by the payload.
 std::string make_frame(opcode op, std::string_view payload);
 

@@ -521,3 +521,26 @@ TEST(message_reader, incomplete_tail_is_left_untouched) {
     EXPECT_EQ(r.next_frame_size, whole.size());
     EXPECT_EQ(wire, before);  // not unmasked in place: the caller re-feeds these bytes
 }
+
+// append_client_frame (the client side used by the load generator) produces frames the server's
+// reader accepts, for every length encoding.
+TEST(append_client_frame, round_trips_through_the_reader_at_every_length_encoding) {
+    for (const std::size_t size : {std::size_t{0}, std::size_t{125}, std::size_t{126},
+                                   std::size_t{65535}, std::size_t{65536}}) {
+        std::string payload(size, 'x');
+        for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>('a' + i % 26);
+        std::string wire;
+        rfc::append_client_frame(wire, opcode::binary, payload, 0x19a73c5a);
+        if (size > 0) {
+            EXPECT_NE(wire.substr(wire.size() - size), payload) << "payload must be masked";
+        }
+        rfc::message_reader reader(1 << 20);
+        recording_handler handler;
+        const auto r = reader.consume(reinterpret_cast<std::uint8_t*>(wire.data()), wire.size(),
+                                      handler);
+        EXPECT_FALSE(r.failure) << r.failure.reason;
+        EXPECT_EQ(r.consumed, wire.size());
+        ASSERT_EQ(handler.events.size(), 1u) << size;
+        EXPECT_EQ(handler.events[0], msg(opcode::binary, payload)) << size;
+    }
+}
