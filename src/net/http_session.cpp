@@ -50,7 +50,7 @@ std::string bearer_token(const http::request<http::string_body>& req) {
 
 }  // namespace
 
-http_session::http_session(shard& home, boost::asio::ip::tcp::socket socket)
+http_session::http_session(shard& home, tcp_socket socket)
     : shard_(home), stream_(std::move(socket)) {
     boost::system::error_code ec;
     const auto endpoint = stream_.socket().remote_endpoint(ec);

@@ -3,6 +3,8 @@
 // upgrade, after which the socket is handed to a ws_session on the same shard and this object
 // goes away together with its parser and buffer.
 
+#include "net/tcp_socket.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -20,7 +22,7 @@ class shard;
 
 class http_session final : public std::enable_shared_from_this<http_session> {
 public:
-    http_session(shard& home, boost::asio::ip::tcp::socket socket);
+    http_session(shard& home, tcp_socket socket);
     void start();
 
 private:
@@ -37,7 +39,9 @@ private:
                     std::string_view message, bool keep_alive);
 
     shard& shard_;
-    boost::beast::tcp_stream stream_;
+    boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type,
+                               boost::beast::unlimited_rate_policy>
+        stream_;
     boost::beast::flat_buffer buffer_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     std::string remote_;

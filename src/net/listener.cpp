@@ -2,6 +2,7 @@
 
 #include "net/http_session.hpp"
 #include "net/shard.hpp"
+#include "net/tcp_socket.hpp"
 
 #include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
@@ -30,7 +31,7 @@ void listener::start() { do_accept(); }
 void listener::do_accept() {
     acceptor_.async_accept(
         shard_.context(),
-        [this](const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket) {
+        [this](const boost::system::error_code& ec, tcp_socket socket) {
             if (ec == boost::asio::error::operation_aborted) return;
             if (ec) {
                 // Out of descriptors or memory: wait a little instead of spinning.

@@ -17,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/json/monotonic_resource.hpp>
 
 #include <cstdint>
@@ -105,7 +106,8 @@ private:
 
     std::vector<ws_session*> sessions_;  // each session knows its index here
     struct topic_entry {
-        std::vector<ws_session*> subscribers;
+        // Most topics (every user's own) have one local subscriber: keep it inline.
+        boost::container::small_vector<ws_session*, 1> subscribers;
         std::vector<core::frame_ptr> pending;  // published this turn, not yet queued
     };
     std::unordered_map<std::string, topic_entry, string_hash, std::equal_to<>> topics_;

@@ -6,6 +6,7 @@
 #include "protocol/rfc6455/frame.hpp"
 #include "protocol/v1/server_frame.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <spdlog/spdlog.h>
 
@@ -40,7 +41,7 @@ constexpr std::size_t max_gather = 64;  // buffers per writev
 
 }  // namespace
 
-ws_session::ws_session(shard& home, boost::asio::ip::tcp::socket socket, session_mode mode,
+ws_session::ws_session(shard& home, tcp_socket socket, session_mode mode,
                        std::optional<core::identity> identity)
     : shard_(home),
       socket_(std::move(socket)),
@@ -58,10 +59,7 @@ ws_session::~ws_session() {
 void ws_session::start(std::string handshake, std::string early_bytes, std::string_view remote) {
     const std::int64_t now = shard_.refresh_now();
     opened_ms_ = last_read_ms_ = last_ping_ms_ = now;
-    char id[24];
-    std::snprintf(id, sizeof id, "%016llx",
-                  static_cast<unsigned long long>(shard_.random64()));
-    session_id_ = shard_.owner().settings().node_id + "-" + id;
+    session_nonce_ = shard_.random64();
 
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);
@@ -80,7 +78,7 @@ void ws_session::start(std::string handshake, std::string early_bytes, std::stri
         user_id_.clear();
         become_authenticated(std::move(user));
     }
-    spdlog::info("ws open session={} remote={} path={} user={}", session_id_, remote,
+    spdlog::info("ws open session={} remote={} path={} user={}", session_id(), remote,
                  mode_ == session_mode::echo ? "/echo" : "/ws",
                  authenticated_ ? user_id_ : std::string("-"));
 
@@ -94,11 +92,15 @@ void ws_session::start(std::string handshake, std::string early_bytes, std::stri
 // ---------------------------------------------------------------- reading
 
 void ws_session::wait_readable() {
-    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                           if (ec || self->state_ == state::closed) return;
-                           self->on_readable();
-                       });
+    // An idle connection keeps this wait pending for its whole life, so it is allocated at its
+    // exact size rather than in Asio's recycled (and much larger) handler blocks.
+    socket_.async_wait(tcp_socket::wait_read,
+                       boost::asio::bind_allocator(
+                           std::allocator<void>(),
+                           [self = shared_from_this()](const boost::system::error_code& ec) {
+                               if (ec || self->state_ == state::closed) return;
+                               self->on_readable();
+                           }));
 }
 
 void ws_session::on_readable() {
@@ -187,12 +189,12 @@ bool ws_session::on_close(std::uint16_t code, std::string_view reason) {
     shard_.metrics().frames_in.add();
     if (state_ == state::closing) {
         // The peer answered our close: the handshake is complete.
-        destroy(close_reason_);
+        destroy("close handshake complete");
         return false;
     }
     if (state_ != state::open) return false;
     close_code_ = code;
-    close_reason_ = "client closed (" + std::to_string(code) + ")";
+    close_reason_ = "client closed";
     // Echo the status code (RFC 6455 5.5.1), then close once it is written.
     const std::uint16_t echo_code = code == rfc::close_code::no_status ? rfc::close_code::normal
                                                                        : code;
@@ -277,14 +279,14 @@ void ws_session::handle_auth(v1::command& cmd) {
         become_authenticated(std::move(cmd.user_id));
     }
     reply(cmd.kind == command_kind::register_user ? v1::registered()
-                                                  : v1::auth_success(cmd.id, user_id_, session_id_));
+                                                  : v1::auth_success(cmd.id, user_id_, session_id()));
 }
 
 void ws_session::become_authenticated(std::string user_id) {
     authenticated_ = true;
     user_id_ = std::move(user_id);
     shard_.subscribe(this, core::user_topic(user_id_));
-    spdlog::debug("ws auth session={} user={}", session_id_, user_id_);
+    spdlog::debug("ws auth session={} user={}", session_id(), user_id_);
 }
 
 bool ws_session::join_channel(const std::string& channel, const v1::command& cmd) {
@@ -398,7 +400,7 @@ void ws_session::enqueue(const core::frame_ptr& frame) {
     const std::size_t limit = shard_.owner().settings().max_outbound_bytes;
     if (queued_bytes_ + frame->size() > limit) {
         shard_.metrics().slow_consumer_disconnects.add();
-        spdlog::warn("ws slow consumer session={} user={} queued_bytes={}", session_id_,
+        spdlog::warn("ws slow consumer session={} user={} queued_bytes={}", session_id(),
                      user_id_, queued_bytes_);
         close_with(rfc::close_code::slow_consumer, "slow consumer");
         return;
@@ -467,7 +469,7 @@ void ws_session::write_now() {
     queue_head_ = 0;
     if (queue_.capacity() > 256) std::vector<core::frame_ptr>().swap(queue_);
     if (state_ == state::acknowledged) {
-        destroy(close_reason_);
+        destroy("close handshake complete");
     } else if (failed_) {
         boost::system::error_code ignored;
         socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
@@ -490,7 +492,7 @@ void ws_session::close_with(std::uint16_t code, std::string_view reason) {
     if (state_ != state::open) return;
     state_ = state::closing;
     close_code_ = code;
-    close_reason_ = std::string(reason) + " (" + std::to_string(code) + ")";
+    close_reason_ = reason;
     // Drop what the client has not started to receive; a frame half written must be finished
     // or the close frame would land inside it.
     const std::size_t keep = queue_head_ + (head_offset_ > 0 ? 1 : 0);
@@ -531,11 +533,17 @@ void ws_session::on_tick(std::int64_t now) {
             break;
         case state::closing:
         case state::acknowledged:
-            if (now >= close_deadline_ms_) destroy(close_reason_ + ", peer did not finish the close");
+            if (now >= close_deadline_ms_) destroy("peer did not finish the close handshake");
             break;
         case state::closed:
             break;
     }
+}
+
+std::string ws_session::session_id() const {
+    char id[24];
+    std::snprintf(id, sizeof id, "-%016llx", static_cast<unsigned long long>(session_nonce_));
+    return shard_.owner().settings().node_id + id;
 }
 
 void ws_session::destroy(std::string_view why) {
@@ -552,9 +560,9 @@ void ws_session::destroy(std::string_view why) {
     boost::system::error_code ec;
     socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);  // pending waits complete with operation_aborted and drop their refs
-    spdlog::info("ws close session={} user={} reason=\"{}\" duration_ms={}", session_id_,
-                 authenticated_ ? user_id_ : std::string("-"), why,
-                 shard_.now_ms() - opened_ms_);
+    spdlog::info("ws close session={} user={} code={} reason=\"{}\" detail=\"{}\" duration_ms={}",
+                 session_id(), authenticated_ ? user_id_ : std::string("-"), close_code_,
+                 close_reason_, why, shard_.now_ms() - opened_ms_);
 }
 
 }  // namespace wsgate::net

@@ -16,6 +16,7 @@
 #include "core/authenticator.hpp"
 #include "core/frame.hpp"
 #include "protocol/rfc6455/message_reader.hpp"
+#include "net/tcp_socket.hpp"
 #include "protocol/v1/client_frame.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -35,7 +36,7 @@ enum class session_mode { gateway, echo };
 class ws_session final : public std::enable_shared_from_this<ws_session>,
                          private protocol::rfc6455::message_handler {
 public:
-    ws_session(shard& home, boost::asio::ip::tcp::socket socket, session_mode mode,
+    ws_session(shard& home, tcp_socket socket, session_mode mode,
                std::optional<core::identity> identity);
     ~ws_session();
 
@@ -93,9 +94,10 @@ private:
     // whatever else arrives instead of parsing it or waiting for a close reply.
     void fail_connection(std::uint16_t code, std::string_view reason);
     void destroy(std::string_view why);
+    std::string session_id() const;
 
     shard& shard_;
-    boost::asio::ip::tcp::socket socket_;
+    tcp_socket socket_;
     protocol::rfc6455::message_reader reader_;
     std::string pending_input_;  // tail of an incomplete frame
 
@@ -112,7 +114,7 @@ private:
     bool authenticated_ = false;
     bool counted_ = false;  // holds one of the node's connection slots
     std::uint16_t close_code_ = 0;
-    std::string close_reason_;
+    std::string_view close_reason_;  // always a string literal
 
     std::int64_t opened_ms_ = 0;
     std::int64_t last_read_ms_ = 0;
@@ -120,7 +122,7 @@ private:
     std::int64_t close_deadline_ms_ = 0;
 
     std::string user_id_;
-    std::string session_id_;
+    std::uint64_t session_nonce_ = 0;  // with the node id, the session id (session_id())
     std::vector<std::string> channels_;  // subscribed client channels
 };
 
