@@ -7,7 +7,7 @@ JOBS           ?= $(shell nproc)
 CMAKE_FLAGS    ?=
 RUN_ARGS       ?=
 
-.PHONY: all deps test-deps build run test check check-asan bench format clean
+.PHONY: all deps test-deps build run test check check-asan format-check bench format clean
 
 all: build
 
@@ -38,13 +38,17 @@ check-asan: test-deps $(SAN_BUILD_DIR)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -j $(JOBS)
 
-test: check check-asan
+test: format-check check check-asan
+
+# Formatting is settled once, by .clang-format; CI refuses drift.
+format-check: test-deps
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
 bench: build
 	scripts/bench.sh
 
 format:
-	find src tools tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD_DIR) $(SAN_BUILD_DIR)

@@ -11,7 +11,7 @@ build_packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libspdlog-dev libcli11-dev libjwt-dev
 )
-test_packages=(libgtest-dev openssl procps)
+test_packages=(libgtest-dev openssl procps clang-format git)
 
 wanted=("${build_packages[@]}")
 if [ "$profile" = "test" ]; then wanted+=("${test_packages[@]}"); fi

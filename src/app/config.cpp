@@ -58,40 +58,79 @@ parse_outcome parse_config(int argc, char** argv) {
                  "wsgate"};
     app.set_config("--config", "", "Config file (INI/TOML, keys are the long flag names)")
         ->envname("WSGATE_CONFIG");
-    app.add_option("--host", s.host, "Address to listen on")->envname("HOST")->capture_default_str();
-    app.add_option("--port", port, "Port for HTTP and WebSocket (0 picks a free one; env PORT or WSGATEWAY_PORT)")
-        ->envname("PORT")->check(CLI::Range(0, 65535))->capture_default_str();
-    app.add_option("--node-id", s.node_id, "This node's name (default: host name)")->envname("NODE_ID");
-    app.add_option("--workers", s.workers, "Worker threads, one event loop each (default: usable cores)")
-        ->envname("WORKERS")->check(CLI::Range(1, 64));
-    app.add_option("--jwt-secret", cfg.jwt_secret, "HS256 secret; without secret and key the node runs in development mode")
+    app.add_option("--host", s.host, "Address to listen on")
+        ->envname("HOST")
+        ->capture_default_str();
+    app.add_option("--port", port,
+                   "Port for HTTP and WebSocket (0 picks a free one; env PORT or WSGATEWAY_PORT)")
+        ->envname("PORT")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    app.add_option("--node-id", s.node_id, "This node's name (default: host name)")
+        ->envname("NODE_ID");
+    app.add_option("--workers", s.workers,
+                   "Worker threads, one event loop each (default: usable cores)")
+        ->envname("WORKERS")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--jwt-secret", cfg.jwt_secret,
+                   "HS256 secret; without secret and key the node runs in development mode")
         ->envname("JWT_SECRET");
-    app.add_option("--jwt-public-key", cfg.jwt_public_key_file, "PEM file with the RS256 public key")
+    app.add_option("--jwt-public-key", cfg.jwt_public_key_file,
+                   "PEM file with the RS256 public key")
         ->envname("JWT_PUBLIC_KEY_FILE");
     app.add_option("--jwt-leeway", leeway, "Clock skew allowed on exp/nbf, seconds")
-        ->envname("JWT_LEEWAY_SECONDS")->check(CLI::Range(0, 3600))->capture_default_str();
-    app.add_option("--auth-timeout", auth_timeout, "Seconds a connection may stay unauthenticated (close 4001)")
-        ->envname("AUTH_TIMEOUT_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--idle-timeout", idle_timeout, "Seconds without any frame from a client before close 4003")
-        ->envname("IDLE_TIMEOUT_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--ping-interval", ping_interval, "Seconds between WebSocket pings the node sends")
-        ->envname("PING_INTERVAL_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--max-message-size", s.max_message_size, "Largest client message in bytes (close 1009 beyond)")
-        ->envname("MAX_MESSAGE_SIZE")->check(CLI::Range(std::size_t{16}, std::size_t{64} << 20))->capture_default_str();
+        ->envname("JWT_LEEWAY_SECONDS")
+        ->check(CLI::Range(0, 3600))
+        ->capture_default_str();
+    app.add_option("--auth-timeout", auth_timeout,
+                   "Seconds a connection may stay unauthenticated (close 4001)")
+        ->envname("AUTH_TIMEOUT_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--idle-timeout", idle_timeout,
+                   "Seconds without any frame from a client before close 4003")
+        ->envname("IDLE_TIMEOUT_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--ping-interval", ping_interval,
+                   "Seconds between WebSocket pings the node sends")
+        ->envname("PING_INTERVAL_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--max-message-size", s.max_message_size,
+                   "Largest client message in bytes (close 1009 beyond)")
+        ->envname("MAX_MESSAGE_SIZE")
+        ->check(CLI::Range(std::size_t{16}, std::size_t{64} << 20))
+        ->capture_default_str();
     app.add_option("--max-channels", s.max_channels, "Channels one connection may subscribe")
-        ->envname("MAX_CHANNELS_PER_CONNECTION")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
-    app.add_option("--max-connections", s.max_connections, "WebSocket connections per node (HTTP 503 beyond)")
-        ->envname("MAX_CONNECTIONS")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))->capture_default_str();
-    app.add_option("--max-outbound-bytes", s.max_outbound_bytes, "Bytes queued for one client before it is closed as a slow consumer (4002)")
-        ->envname("MAX_OUTBOUND_BYTES")->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))->capture_default_str();
+        ->envname("MAX_CHANNELS_PER_CONNECTION")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+        ->capture_default_str();
+    app.add_option("--max-connections", s.max_connections,
+                   "WebSocket connections per node (HTTP 503 beyond)")
+        ->envname("MAX_CONNECTIONS")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+        ->capture_default_str();
+    app.add_option("--max-outbound-bytes", s.max_outbound_bytes,
+                   "Bytes queued for one client before it is closed as a slow consumer (4002)")
+        ->envname("MAX_OUTBOUND_BYTES")
+        ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
+        ->capture_default_str();
     app.add_flag("--echo", s.echo, "Mount the /echo endpoint for RFC 6455 conformance suites")
         ->envname("ECHO_ENDPOINT");
-    app.add_option("--echo-max-message-size", s.echo_max_message_size, "Largest message /echo accepts")
-        ->envname("ECHO_MAX_MESSAGE_SIZE")->check(CLI::Range(std::size_t{16}, std::size_t{256} << 20))->capture_default_str();
-    app.add_option("--shutdown-timeout", shutdown_timeout, "Seconds to drain connections on SIGTERM/SIGINT")
-        ->envname("SHUTDOWN_TIMEOUT_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--echo-max-message-size", s.echo_max_message_size,
+                   "Largest message /echo accepts")
+        ->envname("ECHO_MAX_MESSAGE_SIZE")
+        ->check(CLI::Range(std::size_t{16}, std::size_t{256} << 20))
+        ->capture_default_str();
+    app.add_option("--shutdown-timeout", shutdown_timeout,
+                   "Seconds to drain connections on SIGTERM/SIGINT")
+        ->envname("SHUTDOWN_TIMEOUT_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
-        ->envname("LOG_LEVEL")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+        ->envname("LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
         ->capture_default_str();
 
     try {

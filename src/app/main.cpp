@@ -40,9 +40,10 @@ std::unique_ptr<wsgate::core::authenticator> make_authenticator(const wsgate::ap
         jwt.hs256_secret = cfg.jwt_secret;
         spdlog::info("auth: JWT HS256");
     } else {
-        spdlog::warn("auth: INSECURE DEVELOPMENT MODE: no JWT secret or key configured, clients "
-                     "name themselves with user_id. Set JWT_SECRET or JWT_PUBLIC_KEY_FILE in "
-                     "production.");
+        spdlog::warn(
+            "auth: INSECURE DEVELOPMENT MODE: no JWT secret or key configured, clients "
+            "name themselves with user_id. Set JWT_SECRET or JWT_PUBLIC_KEY_FILE in "
+            "production.");
         return nullptr;
     }
     return std::make_unique<jwt_authenticator>(std::move(jwt));

@@ -10,7 +10,7 @@
 namespace wsgate::core {
 
 struct wire_frame {
-    std::string storage;     // may hold unused bytes before `begin` (room for a header)
+    std::string storage;  // may hold unused bytes before `begin` (room for a header)
     std::uint32_t begin = 0;
     std::int64_t created_ns = 0;  // steady clock when encoded: fan-out latency starts here
     std::uint32_t frames = 1;     // WebSocket frames in `storage` (fan-out joins several)

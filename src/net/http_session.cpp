@@ -5,12 +5,12 @@
 #include "net/ws_session.hpp"
 #include "protocol/rfc6455/handshake.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <spdlog/spdlog.h>
 
 namespace wsgate::net {
 
@@ -41,8 +41,7 @@ std::string query_param(std::string_view target, std::string_view name) {
 std::string bearer_token(const http::request<http::string_body>& req) {
     const auto header = req[http::field::authorization];
     constexpr std::string_view prefix = "Bearer ";
-    if (header.size() > prefix.size() &&
-        beast::iequals(header.substr(0, prefix.size()), prefix)) {
+    if (header.size() > prefix.size() && beast::iequals(header.substr(0, prefix.size()), prefix)) {
         return std::string(header.substr(prefix.size()));
     }
     return {};
@@ -57,7 +56,9 @@ http_session::http_session(shard& home, tcp_socket socket)
     if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }
 
-void http_session::start() { do_read(); }
+void http_session::start() {
+    do_read();
+}
 
 void http_session::do_read() {
     parser_.emplace();
@@ -131,8 +132,8 @@ void http_session::handle_upgrade(const request& req) {
         return;
     }
     if (req.method() != http::verb::get) {
-        send_error(http::status::method_not_allowed, "method_not_allowed",
-                   "upgrade with GET", false);
+        send_error(http::status::method_not_allowed, "method_not_allowed", "upgrade with GET",
+                   false);
         return;
     }
     if (req[http::field::sec_websocket_version] != "13") {
@@ -192,8 +193,8 @@ void http_session::handle_upgrade(const request& req) {
     stream_.expires_never();
     // The session writes the 101 itself, ahead of anything else it queues, so it can join its
     // user's topic before the client learns the upgrade succeeded.
-    auto session = std::make_shared<ws_session>(shard_, stream_.release_socket(), mode,
-                                                std::move(identity));
+    auto session =
+        std::make_shared<ws_session>(shard_, stream_.release_socket(), mode, std::move(identity));
     session->start(std::move(accept), std::move(early_bytes), remote_);
 }
 
@@ -205,8 +206,8 @@ void http_session::send_json(http::status status, std::string body, bool keep_al
     send(std::move(res));
 }
 
-void http_session::send_error(http::status status, std::string_view code,
-                              std::string_view message, bool keep_alive) {
+void http_session::send_error(http::status status, std::string_view code, std::string_view message,
+                              bool keep_alive) {
     send_json(status, error_body(code, message), keep_alive);
 }
 
@@ -214,18 +215,18 @@ void http_session::send(response res) {
     res.set(http::field::server, "wsgate");
     res.prepare_payload();
     auto shared = std::make_shared<response>(std::move(res));
-    http::async_write(stream_, *shared,
-                      [self = shared_from_this(), shared](boost::system::error_code ec,
-                                                          std::size_t) {
-                          if (ec) return;
-                          if (shared->keep_alive()) {
-                              self->do_read();
-                          } else {
-                              boost::system::error_code ignored;
-                              self->stream_.socket().shutdown(
-                                  boost::asio::ip::tcp::socket::shutdown_send, ignored);
-                          }
-                      });
+    http::async_write(
+        stream_, *shared,
+        [self = shared_from_this(), shared](boost::system::error_code ec, std::size_t) {
+            if (ec) return;
+            if (shared->keep_alive()) {
+                self->do_read();
+            } else {
+                boost::system::error_code ignored;
+                self->stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send,
+                                                ignored);
+            }
+        });
 }
 
 }  // namespace wsgate::net

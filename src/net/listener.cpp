@@ -4,8 +4,8 @@
 #include "net/shard.hpp"
 #include "net/tcp_socket.hpp"
 
-#include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio/socket_base.hpp>
 
 #include <sys/socket.h>
 
@@ -24,14 +24,17 @@ listener::listener(shard& home, const boost::asio::ip::tcp::endpoint& endpoint)
     acceptor_.listen(boost::asio::socket_base::max_listen_connections);
 }
 
-std::uint16_t listener::port() const { return acceptor_.local_endpoint().port(); }
+std::uint16_t listener::port() const {
+    return acceptor_.local_endpoint().port();
+}
 
-void listener::start() { do_accept(); }
+void listener::start() {
+    do_accept();
+}
 
 void listener::do_accept() {
     acceptor_.async_accept(
-        shard_.context(),
-        [this](const boost::system::error_code& ec, tcp_socket socket) {
+        shard_.context(), [this](const boost::system::error_code& ec, tcp_socket socket) {
             if (ec == boost::asio::error::operation_aborted) return;
             if (ec) {
                 // Out of descriptors or memory: wait a little instead of spinning.

@@ -41,9 +41,8 @@ void line(std::string& out, const char* name, const char* type, const char* help
 
 }  // namespace
 
-std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
-                              std::size_t channels, bool draining, double uptime_seconds,
-                              const std::string& node_id) {
+std::string render_prometheus(const std::vector<const shard_metrics*>& shards, std::size_t channels,
+                              bool draining, double uptime_seconds, const std::string& node_id) {
     std::string out;
     out.reserve(8192);
     auto total = [&](counter shard_metrics::*field) {
@@ -66,7 +65,8 @@ std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
     line(out, "wsgate_draining", "gauge", "1 while the node shuts down.", draining ? 1 : 0);
     char uptime[64];
     std::snprintf(uptime, sizeof uptime, "%.3f", uptime_seconds);
-    out += "# HELP wsgate_uptime_seconds Seconds since start.\n# TYPE wsgate_uptime_seconds gauge\n";
+    out +=
+        "# HELP wsgate_uptime_seconds Seconds since start.\n# TYPE wsgate_uptime_seconds gauge\n";
     out += "wsgate_uptime_seconds ";
     out += uptime;
     out += '\n';
@@ -95,7 +95,9 @@ std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
          "Connections closed for RFC 6455 violations or oversized messages.",
          total(&shard_metrics::protocol_closes));
 
-    out += "# HELP wsgate_errors_total Error frames sent, by code.\n# TYPE wsgate_errors_total counter\n";
+    out +=
+        "# HELP wsgate_errors_total Error frames sent, by code.\n# TYPE wsgate_errors_total "
+        "counter\n";
     for (std::size_t i = 1; i < error_code_count; ++i) {
         std::uint64_t v = 0;
         for (const auto* s : shards) v += s->errors[i].get();
@@ -106,8 +108,9 @@ std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
         out += '\n';
     }
 
-    out += "# HELP wsgate_fanout_latency_seconds Time from encoding a message to queueing it on "
-           "every local subscriber.\n# TYPE wsgate_fanout_latency_seconds histogram\n";
+    out +=
+        "# HELP wsgate_fanout_latency_seconds Time from encoding a message to queueing it on "
+        "every local subscriber.\n# TYPE wsgate_fanout_latency_seconds histogram\n";
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i <= latency_histogram::bounds_seconds.size(); ++i) {
         for (const auto* s : shards) cumulative += s->fanout_latency.buckets[i].get();
@@ -123,13 +126,15 @@ std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
         out += std::to_string(cumulative);
         out += '\n';
     }
-    const auto sum_ns = sum(shards, [](const shard_metrics& m) { return m.fanout_latency.sum_nanoseconds.get(); });
+    const auto sum_ns =
+        sum(shards, [](const shard_metrics& m) { return m.fanout_latency.sum_nanoseconds.get(); });
     char sum_text[64];
     std::snprintf(sum_text, sizeof sum_text, "%.9f", static_cast<double>(sum_ns) * 1e-9);
     out += "wsgate_fanout_latency_seconds_sum ";
     out += sum_text;
     out += "\nwsgate_fanout_latency_seconds_count ";
-    out += std::to_string(sum(shards, [](const shard_metrics& m) { return m.fanout_latency.count.get(); }));
+    out += std::to_string(
+        sum(shards, [](const shard_metrics& m) { return m.fanout_latency.count.get(); }));
     out += '\n';
     return out;
 }

@@ -41,7 +41,7 @@ class latency_histogram {
 public:
     static constexpr std::array<double, 16> bounds_seconds = {
         0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-        0.005,   0.01,     0.025,   0.05,   0.1,    0.25,   0.5,   1.0};
+        0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1.0};
 
     void observe(std::int64_t nanoseconds) noexcept;
 
@@ -50,16 +50,17 @@ public:
     counter sum_nanoseconds;
 };
 
-inline constexpr std::size_t error_code_count = static_cast<std::size_t>(core::error::internal_error) + 1;
+inline constexpr std::size_t error_code_count =
+    static_cast<std::size_t>(core::error::internal_error) + 1;
 
 struct shard_metrics {
-    counter frames_in;    // WebSocket frames received, control frames included
+    counter frames_in;  // WebSocket frames received, control frames included
     counter bytes_in;
-    counter messages_in;  // text/binary messages received
-    counter messages_out; // frames queued to clients
-    counter bytes_out;    // bytes written to sockets
+    counter messages_in;   // text/binary messages received
+    counter messages_out;  // frames queued to clients
+    counter bytes_out;     // bytes written to sockets
     counter publishes;
-    counter deliveries;   // message frames queued to subscribers by fan-out
+    counter deliveries;  // message frames queued to subscribers by fan-out
     counter slow_consumer_disconnects;
     counter protocol_closes;  // RFC 6455 violations
     counter connections_opened;
@@ -72,8 +73,7 @@ struct shard_metrics {
 };
 
 // Prometheus text format for the sum of all shards plus node-wide gauges.
-std::string render_prometheus(const std::vector<const shard_metrics*>& shards,
-                              std::size_t channels, bool draining, double uptime_seconds,
-                              const std::string& node_id);
+std::string render_prometheus(const std::vector<const shard_metrics*>& shards, std::size_t channels,
+                              bool draining, double uptime_seconds, const std::string& node_id);
 
 }  // namespace wsgate::net

@@ -2,10 +2,10 @@
 
 #include "net/listener.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <thread>
@@ -39,7 +39,9 @@ server::server(server_settings settings, core::broker& broker, const core::authe
     }
 }
 
-server::~server() { stop(); }
+server::~server() {
+    stop();
+}
 
 void server::start() {
     broker_.start(*this);
@@ -91,7 +93,9 @@ bool server::try_reserve_connection() noexcept {
     return true;
 }
 
-void server::release_connection() noexcept { connections_.fetch_sub(1, std::memory_order_relaxed); }
+void server::release_connection() noexcept {
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void server::deliver(unsigned index, std::string_view topic, core::frame_ptr frame) {
     shard& target = *shards_[index];
@@ -112,8 +116,8 @@ void server::post(unsigned index, std::function<void()> task) {
 }
 
 std::string server::health_json() const {
-    return json::serialize(json::object{{"status", draining() ? "draining" : "ok"},
-                                        {"connections", connections()}});
+    return json::serialize(
+        json::object{{"status", draining() ? "draining" : "ok"}, {"connections", connections()}});
 }
 
 std::string server::root_json() const {
@@ -129,7 +133,8 @@ std::string server::stats_json() const {
         const auto& m = s->metrics();
         messages_in += m.messages_in.get();
         messages_out += m.messages_out.get();
-        subscriptions += static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.subscriptions.get()));
+        subscriptions +=
+            static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.subscriptions.get()));
     }
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::steady_clock::now() - started_)

@@ -45,7 +45,9 @@ public:
     // Connection slots (--max-connections), taken at upgrade, released when a session ends.
     bool try_reserve_connection() noexcept;
     void release_connection() noexcept;
-    std::size_t connections() const noexcept { return connections_.load(std::memory_order_relaxed); }
+    std::size_t connections() const noexcept {
+        return connections_.load(std::memory_order_relaxed);
+    }
     bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
 
     // Bodies of the ops endpoints.

@@ -4,8 +4,8 @@
 #include "net/server.hpp"
 #include "net/ws_session.hpp"
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 
@@ -56,7 +56,9 @@ void shard::start() {
     });
 }
 
-void shard::stop() { context_.stop(); }
+void shard::stop() {
+    context_.stop();
+}
 
 void shard::join() {
     if (thread_.joinable()) thread_.join();

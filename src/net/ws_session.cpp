@@ -6,9 +6,9 @@
 #include "protocol/rfc6455/frame.hpp"
 #include "protocol/v1/server_frame.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -196,8 +196,8 @@ bool ws_session::on_close(std::uint16_t code, std::string_view reason) {
     close_code_ = code;
     close_reason_ = "client closed";
     // Echo the status code (RFC 6455 5.5.1), then close once it is written.
-    const std::uint16_t echo_code = code == rfc::close_code::no_status ? rfc::close_code::normal
-                                                                       : code;
+    const std::uint16_t echo_code =
+        code == rfc::close_code::no_status ? rfc::close_code::normal : code;
     state_ = state::acknowledged;
     push(control_frame(rfc::make_close_frame(echo_code, {})));
     (void)reason;
@@ -236,14 +236,23 @@ void ws_session::handle_command(v1::command& cmd) {
         return;
     }
     switch (cmd.kind) {
-        case command_kind::subscribe: handle_subscribe(cmd); break;
-        case command_kind::unsubscribe: handle_unsubscribe(cmd); break;
+        case command_kind::subscribe:
+            handle_subscribe(cmd);
+            break;
+        case command_kind::unsubscribe:
+            handle_unsubscribe(cmd);
+            break;
         case command_kind::publish:
         case command_kind::legacy_publish:
-        case command_kind::legacy_text: handle_publish(cmd); break;
+        case command_kind::legacy_text:
+            handle_publish(cmd);
+            break;
         case command_kind::direct:
-        case command_kind::legacy_direct: handle_direct(cmd); break;
-        default: break;
+        case command_kind::legacy_direct:
+            handle_direct(cmd);
+            break;
+        default:
+            break;
     }
 }
 
@@ -263,9 +272,10 @@ void ws_session::handle_auth(v1::command& cmd) {
         auto identity = auth->authenticate(cmd.token, std::chrono::system_clock::now());
         if (!identity) {
             const auto code = static_cast<core::error>(identity.error().value());
-            reply_error(cmd, identity.error().category() == core::error_category()
-                                 ? code
-                                 : core::error::token_malformed,
+            reply_error(cmd,
+                        identity.error().category() == core::error_category()
+                            ? code
+                            : core::error::token_malformed,
                         identity.error().message());
             return;
         }
@@ -278,8 +288,9 @@ void ws_session::handle_auth(v1::command& cmd) {
         }
         become_authenticated(std::move(cmd.user_id));
     }
-    reply(cmd.kind == command_kind::register_user ? v1::registered()
-                                                  : v1::auth_success(cmd.id, user_id_, session_id()));
+    reply(cmd.kind == command_kind::register_user
+              ? v1::registered()
+              : v1::auth_success(cmd.id, user_id_, session_id()));
 }
 
 void ws_session::become_authenticated(std::string user_id) {
@@ -359,9 +370,8 @@ void ws_session::handle_direct(v1::command& cmd) {
     const bool legacy = cmd.kind == command_kind::legacy_direct;
     core::frame_ptr frame =
         legacy ? v1::legacy_direct_message(user_id_, cmd.data)
-               : v1::direct_message(user_id_,
-                                    v1::format_timestamp(std::chrono::system_clock::now()),
-                                    cmd.data);
+               : v1::direct_message(
+                     user_id_, v1::format_timestamp(std::chrono::system_clock::now()), cmd.data);
     shard_.metrics().publishes.add();
     shard_.owner().broker().send(
         shard_.index(), core::user_topic(cmd.to), std::move(frame),
@@ -400,8 +410,8 @@ void ws_session::enqueue(const core::frame_ptr& frame) {
     const std::size_t limit = shard_.owner().settings().max_outbound_bytes;
     if (queued_bytes_ + frame->size() > limit) {
         shard_.metrics().slow_consumer_disconnects.add();
-        spdlog::warn("ws slow consumer session={} user={} queued_bytes={}", session_id(),
-                     user_id_, queued_bytes_);
+        spdlog::warn("ws slow consumer session={} user={} queued_bytes={}", session_id(), user_id_,
+                     queued_bytes_);
         close_with(rfc::close_code::slow_consumer, "slow consumer");
         return;
     }

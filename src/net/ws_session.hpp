@@ -15,8 +15,8 @@
 
 #include "core/authenticator.hpp"
 #include "core/frame.hpp"
-#include "protocol/rfc6455/message_reader.hpp"
 #include "net/tcp_socket.hpp"
+#include "protocol/rfc6455/message_reader.hpp"
 #include "protocol/v1/client_frame.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -102,8 +102,8 @@ private:
     std::string pending_input_;  // tail of an incomplete frame
 
     std::vector<core::frame_ptr> queue_;
-    std::size_t queue_head_ = 0;       // first frame not fully written
-    std::size_t head_offset_ = 0;      // bytes of queue_[queue_head_] already written
+    std::size_t queue_head_ = 0;   // first frame not fully written
+    std::size_t head_offset_ = 0;  // bytes of queue_[queue_head_] already written
     std::size_t queued_bytes_ = 0;
     bool in_flush_list_ = false;
     bool waiting_writable_ = false;
@@ -122,7 +122,7 @@ private:
     std::int64_t close_deadline_ms_ = 0;
 
     std::string user_id_;
-    std::uint64_t session_nonce_ = 0;  // with the node id, the session id (session_id())
+    std::uint64_t session_nonce_ = 0;    // with the node id, the session id (session_id())
     std::vector<std::string> channels_;  // subscribed client channels
 };
 

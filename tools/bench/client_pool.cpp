@@ -323,8 +323,8 @@ std::size_t client_pool::on_frames(std::uint32_t slot, char* data, std::size_t l
     std::size_t pos = 0;
     for (;;) {
         ws::rfc::frame_header h;
-        const auto status = ws::rfc::parse_header(reinterpret_cast<const std::uint8_t*>(data + pos),
-                                                  len - pos, h);
+        const auto status =
+            ws::rfc::parse_header(reinterpret_cast<const std::uint8_t*>(data + pos), len - pos, h);
         if (status == ws::rfc::header_status::incomplete) return pos;
         // No extension is negotiated, so reserved bits are an error too.
         if (status == ws::rfc::header_status::invalid || h.rsv != 0 ||

@@ -9,8 +9,18 @@ namespace wsgate::protocol::rfc6455 {
 bool is_valid_close_code(std::uint16_t code) noexcept {
     if (code >= 3000 && code <= 4999) return true;
     switch (code) {
-        case 1000: case 1001: case 1002: case 1003: case 1007: case 1008: case 1009: case 1010:
-        case 1011: case 1012: case 1013: case 1014:
+        case 1000:
+        case 1001:
+        case 1002:
+        case 1003:
+        case 1007:
+        case 1008:
+        case 1009:
+        case 1010:
+        case 1011:
+        case 1012:
+        case 1013:
+        case 1014:
             return true;
         default:
             return false;
@@ -84,7 +94,8 @@ std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_si
         return 4;
     }
     out[1] = 127;
-    for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<std::uint8_t>(payload_size >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+        out[2 + i] = static_cast<std::uint8_t>(payload_size >> (56 - 8 * i));
     return 10;
 }
 

@@ -6,12 +6,18 @@ namespace wsgate::protocol::rfc6455 {
 
 namespace {
 
-read_failure fail(std::uint16_t code, std::string_view reason) { return {code, reason}; }
+read_failure fail(std::uint16_t code, std::string_view reason) {
+    return {code, reason};
+}
 
 bool is_known_opcode(opcode op) noexcept {
     switch (op) {
-        case opcode::continuation: case opcode::text: case opcode::binary: case opcode::close:
-        case opcode::ping: case opcode::pong:
+        case opcode::continuation:
+        case opcode::text:
+        case opcode::binary:
+        case opcode::close:
+        case opcode::ping:
+        case opcode::pong:
             return true;
     }
     return false;
@@ -74,8 +80,12 @@ message_reader::result message_reader::consume(std::uint8_t* data, std::size_t s
 
         bool go_on = true;
         switch (h.op) {
-            case opcode::ping: go_on = handler.on_ping(view); break;
-            case opcode::pong: go_on = handler.on_pong(view); break;
+            case opcode::ping:
+                go_on = handler.on_ping(view);
+                break;
+            case opcode::pong:
+                go_on = handler.on_pong(view);
+                break;
             case opcode::close: {
                 if (n == 1) {
                     r.failure = fail(close_code::protocol_error, "close payload of one byte");

@@ -29,12 +29,16 @@ bool is_valid_utf8(std::string_view text) noexcept {
             extra = 1;
         } else if (c >= 0xE0 && c <= 0xEF) {
             extra = 2;
-            if (c == 0xE0) lo = 0xA0;       // no overlongs
-            else if (c == 0xED) hi = 0x9F;  // no surrogates
+            if (c == 0xE0)
+                lo = 0xA0;  // no overlongs
+            else if (c == 0xED)
+                hi = 0x9F;  // no surrogates
         } else if (c >= 0xF0 && c <= 0xF4) {
             extra = 3;
-            if (c == 0xF0) lo = 0x90;       // no overlongs
-            else if (c == 0xF4) hi = 0x8F;  // <= U+10FFFF
+            if (c == 0xF0)
+                lo = 0x90;  // no overlongs
+            else if (c == 0xF4)
+                hi = 0x8F;  // <= U+10FFFF
         } else {
             return false;
         }

@@ -57,7 +57,8 @@ bool required_string(const json::object& o, std::string_view key, std::string& o
 // one, so such values are refused.
 bool all_numbers_finite(const json::value& v) {
     switch (v.kind()) {
-        case json::kind::double_: return std::isfinite(v.get_double());
+        case json::kind::double_:
+            return std::isfinite(v.get_double());
         case json::kind::array:
             for (const auto& item : v.get_array()) {
                 if (!all_numbers_finite(item)) return false;
@@ -68,7 +69,8 @@ bool all_numbers_finite(const json::value& v) {
                 if (!all_numbers_finite(item.value())) return false;
             }
             return true;
-        default: return true;
+        default:
+            return true;
     }
 }
 

@@ -14,12 +14,12 @@
 namespace wsgate::protocol::v1 {
 
 enum class command_kind {
-    auth,            // {"type":"auth","payload":{"token"|"user_id"}}
-    register_user,   // seed 002: {"type":"register","userId":"alice"}
+    auth,           // {"type":"auth","payload":{"token"|"user_id"}}
+    register_user,  // seed 002: {"type":"register","userId":"alice"}
     subscribe,
     unsubscribe,
     publish,
-    direct,          // {"type":"direct","payload":{"to","data"}}
+    direct,  // {"type":"direct","payload":{"to","data"}}
     ping,
     legacy_publish,  // seed 000: {"channel":"c","message":...} without "type"
     legacy_text,     // seed 000: plain, non-JSON text

@@ -62,13 +62,27 @@ void append_json_string(std::string& out, std::string_view text) {
         out.append(text.data() + run, i - run);
         run = i + 1;
         switch (c) {
-            case '"': out.append("\\\""); break;
-            case '\\': out.append("\\\\"); break;
-            case '\n': out.append("\\n"); break;
-            case '\r': out.append("\\r"); break;
-            case '\t': out.append("\\t"); break;
-            case '\b': out.append("\\b"); break;
-            case '\f': out.append("\\f"); break;
+            case '"':
+                out.append("\\\"");
+                break;
+            case '\\':
+                out.append("\\\\");
+                break;
+            case '\n':
+                out.append("\\n");
+                break;
+            case '\r':
+                out.append("\\r");
+                break;
+            case '\t':
+                out.append("\\t");
+                break;
+            case '\b':
+                out.append("\\b");
+                break;
+            case '\f':
+                out.append("\\f");
+                break;
             default:
                 out.append("\\u00");
                 out.push_back(hex[c >> 4]);
@@ -107,7 +121,9 @@ core::frame_ptr auth_success(std::string_view id, std::string_view user_id,
 }
 
 core::frame_ptr registered() {
-    return frame_builder{}.raw(R"({"type":"registered","content":"Successfully registered"})").finish();
+    return frame_builder{}
+        .raw(R"({"type":"registered","content":"Successfully registered"})")
+        .finish();
 }
 
 core::frame_ptr subscribed(std::string_view id, std::span<const std::string> channels,
@@ -163,9 +179,8 @@ core::frame_ptr error_frame(std::string_view id, core::error code, std::string_v
     return b.raw("}").finish();
 }
 
-core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq,
-                                std::string_view from, std::string_view ts,
-                                std::string_view data_json) {
+core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq, std::string_view from,
+                                std::string_view ts, std::string_view data_json) {
     return frame_builder{96 + channel.size() + from.size() + data_json.size()}
         .raw(R"({"type":"message","payload":{"channel":)")
         .string(channel)

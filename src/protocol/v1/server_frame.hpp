@@ -20,8 +20,8 @@ class frame_builder {
 public:
     explicit frame_builder(std::size_t expected_payload = 128);
 
-    frame_builder& raw(std::string_view json_text);      // appended verbatim
-    frame_builder& string(std::string_view text);        // appended as a JSON string
+    frame_builder& raw(std::string_view json_text);  // appended verbatim
+    frame_builder& string(std::string_view text);    // appended as a JSON string
     frame_builder& number(std::uint64_t value);
     // `,"id":<id>` when the request had an id (raw JSON), nothing otherwise.
     frame_builder& id_field(std::string_view id_json);
@@ -50,9 +50,8 @@ core::frame_ptr pong(std::string_view id);
 core::frame_ptr error_frame(std::string_view id, core::error code, std::string_view message,
                             bool legacy);
 
-core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq,
-                                std::string_view from, std::string_view ts,
-                                std::string_view data_json);
+core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq, std::string_view from,
+                                std::string_view ts, std::string_view data_json);
 core::frame_ptr direct_message(std::string_view from, std::string_view ts,
                                std::string_view data_json);
 // Seed 002 delivery: {"type":"message","from":"alice","content":...}

@@ -357,8 +357,8 @@ TEST(jwt_authenticator, garbage_is_malformed) {
         b64url(R"({"typ":"JWT"})") + "." + claims + "." + signature,  // no alg
         b64url(R"({"alg":256})") + "." + claims + "." + signature,    // alg not a string
         b64url(R"({"alg":"HS256","typ":"JOSE+JSON"})") + "." + claims + ".sig",  // bad typ
-        header + "." + b64url(R"(["sub","alice"])") + "." + signature,  // claims not an object
-        header + "." + b64url(R"({"sub":"alice")") + "." + signature,   // truncated JSON
+        header + "." + b64url(R"(["sub","alice"])") + "." + signature,     // claims not an object
+        header + "." + b64url(R"({"sub":"alice")") + "." + signature,      // truncated JSON
         header + "." + b64url(R"({"sub":"a\u0000b"})") + "." + signature,  // NUL in a string
         nul_inside,
     };

@@ -536,8 +536,8 @@ TEST(append_client_frame, round_trips_through_the_reader_at_every_length_encodin
         }
         rfc::message_reader reader(1 << 20);
         recording_handler handler;
-        const auto r = reader.consume(reinterpret_cast<std::uint8_t*>(wire.data()), wire.size(),
-                                      handler);
+        const auto r =
+            reader.consume(reinterpret_cast<std::uint8_t*>(wire.data()), wire.size(), handler);
         EXPECT_FALSE(r.failure) << r.failure.reason;
         EXPECT_EQ(r.consumed, wire.size());
         ASSERT_EQ(handler.events.size(), 1u) << size;
