@@ -9,9 +9,9 @@ profile="${1:-build}"
 build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libssl-dev libspdlog-dev libcli11-dev libjwt-dev
+  libssl-dev libspdlog-dev libcli11-dev libjwt-dev libhiredis-dev
 )
-test_packages=(libgtest-dev openssl procps clang-format git)
+test_packages=(libgtest-dev openssl procps clang-format git redis-server)
 
 wanted=("${build_packages[@]}")
 if [ "$profile" = "test" ]; then wanted+=("${test_packages[@]}"); fi

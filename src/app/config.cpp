@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace wsgate::app {
@@ -53,6 +54,7 @@ parse_outcome parse_config(int argc, char** argv) {
     double auth_timeout = 10, idle_timeout = 60, ping_interval = 30, shutdown_timeout = 10;
     int leeway = 30;
     unsigned port = s.port;
+    std::string redis_url;
 
     CLI::App app{"wsgate: a distributed WebSocket gateway (pub/sub, direct messages, presence)",
                  "wsgate"};
@@ -128,6 +130,14 @@ parse_outcome parse_config(int argc, char** argv) {
         ->envname("SHUTDOWN_TIMEOUT_SECONDS")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--redis-url", redis_url,
+                   "Redis for many nodes, redis://[[user]:password@]host[:port][/db] (also "
+                   "REDIS_ENDPOINT, or REDIS_HOST + REDIS_PASSWORD + REDIS_DATABASE); unset: the "
+                   "embedded broker")
+        ->envname("REDIS_URL");
+    app.add_option("--redis-prefix", cfg.redis_prefix, "Prefix of every Redis key and channel")
+        ->envname("REDIS_PREFIX")
+        ->capture_default_str();
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
         ->envname("LOG_LEVEL")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -144,6 +154,31 @@ parse_outcome parse_config(int argc, char** argv) {
     s.ping_interval = to_ms(ping_interval);
     s.shutdown_timeout = to_ms(shutdown_timeout);
     cfg.jwt_leeway = std::chrono::seconds(leeway);
+
+    // The seeds' variables, when no URL is given: REDIS_HOST=host:port with REDIS_PASSWORD and
+    // REDIS_DATABASE (seed 003), or REDIS_ENDPOINT=host (seed 000).
+    if (redis_url.empty()) {
+        if (const char* host = std::getenv("REDIS_HOST"); host != nullptr && *host != '\0') {
+            redis_url = host;
+        } else if (const char* ep = std::getenv("REDIS_ENDPOINT"); ep != nullptr && *ep != '\0') {
+            redis_url = ep;
+        }
+    }
+    if (!redis_url.empty()) {
+        cfg.redis = broker::redis::parse_endpoint(redis_url);
+        if (!cfg.redis) {
+            std::fprintf(stderr, "--redis-url: cannot parse \"%s\"\n", redis_url.c_str());
+            return {std::nullopt, 2};
+        }
+        if (const char* pw = std::getenv("REDIS_PASSWORD");
+            pw != nullptr && cfg.redis->password.empty()) {
+            cfg.redis->password = pw;
+        }
+        if (const char* db = std::getenv("REDIS_DATABASE");
+            db != nullptr && *db != '\0' && cfg.redis->database == 0) {
+            cfg.redis->database = std::atoi(db);
+        }
+    }
     return {std::move(cfg), 0};
 }
 

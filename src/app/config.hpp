@@ -2,6 +2,7 @@
 // Configuration from flags, environment variables and an optional config file
 // (docs/configuration.md). Parsing errors are start-up errors: reported, non-zero exit.
 
+#include "broker/redis/redis_connection.hpp"
 #include "net/settings.hpp"
 
 #include <chrono>
@@ -16,6 +17,9 @@ struct config {
     std::string jwt_public_key_file;
     std::chrono::seconds jwt_leeway{30};
     std::string log_level = "info";
+    // Set: many nodes through this Redis. Unset: the embedded memory broker.
+    std::optional<broker::redis::endpoint> redis;
+    std::string redis_prefix = "wsgate:";
 };
 
 // Returns the configuration, or an exit code when the program should stop (--help, bad flags).

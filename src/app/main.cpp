@@ -3,6 +3,7 @@
 #include "app/config.hpp"
 #include "auth/jwt_authenticator.hpp"
 #include "broker/memory/memory_broker.hpp"
+#include "broker/redis/redis_broker.hpp"
 #include "net/server.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -72,19 +73,33 @@ int main(int argc, char** argv) {
     raise_fd_limit();
 
     std::unique_ptr<wsgate::core::authenticator> auth;
-    std::unique_ptr<wsgate::broker::memory_broker> broker;
+    // Declared before the broker so that it is destroyed after it: the Redis broker's
+    // connections live on a shard's io_context.
     std::unique_ptr<wsgate::net::server> server;
+    std::unique_ptr<wsgate::core::broker> broker;
     try {
         auth = make_authenticator(cfg);
-        broker = std::make_unique<wsgate::broker::memory_broker>();
-        server = std::make_unique<wsgate::net::server>(cfg.server, *broker, auth.get());
-        server->start();
+        server = std::make_unique<wsgate::net::server>(cfg.server, auth.get());
+        if (cfg.redis) {
+            wsgate::broker::redis::broker_settings redis;
+            redis.where = *cfg.redis;
+            redis.prefix = cfg.redis_prefix;
+            // Redis I/O runs on shard 0's event loop, like any other connection of that shard.
+            broker = std::make_unique<wsgate::broker::redis::redis_broker>(server->shard_context(0),
+                                                                           std::move(redis));
+        } else {
+            broker = std::make_unique<wsgate::broker::memory_broker>();
+        }
+        server->start(*broker);
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;
     }
-    spdlog::info("wsgate node={} workers={} broker=memory listening on {}:{}", cfg.server.node_id,
-                 server->settings().workers, cfg.server.host, server->port());
+    spdlog::info("wsgate node={} workers={} broker={} listening on {}:{}", cfg.server.node_id,
+                 server->settings().workers,
+                 cfg.redis ? "redis://" + cfg.redis->host + ":" + std::to_string(cfg.redis->port)
+                           : std::string("memory"),
+                 cfg.server.host, server->port());
     std::printf("wsgate listening on http://%s:%u\n", cfg.server.host.c_str(),
                 static_cast<unsigned>(server->port()));
     std::fflush(stdout);
@@ -96,6 +111,9 @@ int main(int argc, char** argv) {
     server->drain([&drained] { drained.set_value(); });
     drained.get_future().wait();
     server->stop();
+    // The Redis broker's connections live on a shard's io_context: release them while it exists.
+    broker.reset();
+    server.reset();
     spdlog::info("stopped");
     return 0;
 }

@@ -70,6 +70,10 @@ public:
 
     // Channels (not user topics) with at least one subscriber, as the broker sees them.
     virtual std::size_t channel_count() const = 0;
+
+    // For /health and /metrics: which broker, and whether it can move messages right now.
+    virtual std::string_view kind() const noexcept = 0;
+    virtual bool available() const noexcept = 0;
 };
 
 // The internal topic that reaches every connection of a user.

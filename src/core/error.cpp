@@ -42,6 +42,8 @@ std::string_view wire_code(error e) noexcept {
             return "user_offline";
         case error::binary_not_supported:
             return "binary_not_supported";
+        case error::broker_unavailable:
+            return "broker_unavailable";
         case error::internal_error:
             return "internal_error";
     }
@@ -92,6 +94,8 @@ public:
                 return "user is offline";
             case error::binary_not_supported:
                 return "binary frames are not supported on /ws";
+            case error::broker_unavailable:
+                return "the message broker is unreachable; the message was not accepted";
             case error::internal_error:
                 return "internal error";
         }

@@ -30,6 +30,7 @@ enum class error {
     token_subject_missing,
     user_offline,
     binary_not_supported,
+    broker_unavailable,
     internal_error,
 };
 

@@ -25,9 +25,8 @@ std::chrono::milliseconds pick_tick_interval(const server_settings& s) {
 
 }  // namespace
 
-server::server(server_settings settings, core::broker& broker, const core::authenticator* auth)
+server::server(server_settings settings, const core::authenticator* auth)
     : settings_(std::move(settings)),
-      broker_(broker),
       auth_(auth),
       tick_interval_(pick_tick_interval(settings_)),
       started_(std::chrono::steady_clock::now()) {
@@ -43,8 +42,9 @@ server::~server() {
     stop();
 }
 
-void server::start() {
-    broker_.start(*this);
+void server::start(core::broker& broker) {
+    broker_ = &broker;
+    broker_->start(*this);
     const auto address = boost::asio::ip::make_address(settings_.host);
     boost::asio::ip::tcp::endpoint endpoint(address, settings_.port);
     // The first listener picks the port (it may be 0); the others join it with SO_REUSEPORT.
@@ -116,8 +116,14 @@ void server::post(unsigned index, std::function<void()> task) {
 }
 
 std::string server::health_json() const {
-    return json::serialize(
-        json::object{{"status", draining() ? "draining" : "ok"}, {"connections", connections()}});
+    // A node whose broker is down still serves its own clients: "degraded", not unavailable.
+    const bool broker_up = broker_ != nullptr && broker_->available();
+    const char* status = draining() ? "draining" : broker_up ? "ok" : "degraded";
+    return json::serialize(json::object{
+        {"status", status},
+        {"connections", connections()},
+        {"broker", broker_up ? "up" : "down"},
+        {"broker_kind", broker_ != nullptr ? broker_->kind() : std::string_view("none")}});
 }
 
 std::string server::root_json() const {
@@ -142,7 +148,7 @@ std::string server::stats_json() const {
     return json::serialize(json::object{{"node_id", settings_.node_id},
                                         {"gatewayId", settings_.node_id},
                                         {"connections", connections()},
-                                        {"channels", broker_.channel_count()},
+                                        {"channels", broker_->channel_count()},
                                         {"subscriptions", subscriptions},
                                         {"messages_in", messages_in},
                                         {"messages_out", messages_out},
@@ -156,7 +162,13 @@ std::string server::metrics_text() const {
     for (const auto& s : shards_) all.push_back(&s->metrics());
     const double uptime =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    return render_prometheus(all, broker_.channel_count(), draining(), uptime, settings_.node_id);
+    std::string text =
+        render_prometheus(all, broker_->channel_count(), draining(), uptime, settings_.node_id);
+    text +=
+        "# HELP wsgate_broker_up 1 while the broker can move messages.\n"
+        "# TYPE wsgate_broker_up gauge\nwsgate_broker_up ";
+    text += broker_->available() ? "1\n" : "0\n";
+    return text;
 }
 
 }  // namespace wsgate::net

@@ -25,11 +25,15 @@ class listener;
 class server final : public core::local_delivery {
 public:
     // `auth` may be null: development mode, where clients name themselves.
-    server(server_settings settings, core::broker& broker, const core::authenticator* auth);
+    server(server_settings settings, const core::authenticator* auth);
     ~server();
 
-    // Binds the port on every shard and starts the threads. Throws on bind failure.
-    void start();
+    // The event loop of a shard, for parts that run their I/O on it (the Redis broker).
+    boost::asio::io_context& shard_context(unsigned index) { return shards_[index]->context(); }
+
+    // Starts the broker, binds the port on every shard and starts the threads. Throws on bind
+    // failure. `broker` must outlive the server.
+    void start(core::broker& broker);
     // Stops accepting WebSocket upgrades, reports draining, closes every client with 1001 and
     // calls `done` (on an unspecified thread) once all are gone or the shutdown timeout passed.
     void drain(std::function<void()> done);
@@ -38,7 +42,7 @@ public:
 
     std::uint16_t port() const noexcept { return bound_port_; }
     const server_settings& settings() const noexcept { return settings_; }
-    core::broker& broker() noexcept { return broker_; }
+    core::broker& broker() noexcept { return *broker_; }
     const core::authenticator* authenticator() const noexcept { return auth_; }
     std::chrono::milliseconds tick_interval() const noexcept { return tick_interval_; }
 
@@ -63,7 +67,7 @@ public:
 
 private:
     server_settings settings_;
-    core::broker& broker_;
+    core::broker* broker_ = nullptr;
     const core::authenticator* auth_;
     std::chrono::milliseconds tick_interval_;
     std::vector<std::unique_ptr<shard>> shards_;

@@ -28,6 +28,8 @@ public:
     void send(unsigned shard, std::string_view topic, core::frame_ptr frame,
               core::send_handler done) override;
     std::size_t channel_count() const override;
+    std::string_view kind() const noexcept override { return "memory"; }
+    bool available() const noexcept override { return true; }
 
 private:
     struct topic_state {

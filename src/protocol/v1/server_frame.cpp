@@ -179,21 +179,41 @@ core::frame_ptr error_frame(std::string_view id, core::error code, std::string_v
     return b.raw("}").finish();
 }
 
+std::string channel_message_head(std::string_view channel) {
+    std::string head(R"({"type":"message","payload":{"channel":)");
+    append_json_string(head, channel);
+    head.append(R"(,"seq":)");
+    return head;
+}
+
+std::string channel_message_tail(std::string_view from, std::string_view ts,
+                                 std::string_view data_json) {
+    std::string tail(R"(,"from":)");
+    tail.reserve(tail.size() + from.size() + ts.size() + data_json.size() + 24);
+    append_json_string(tail, from);
+    tail.append(R"(,"ts":")").append(ts).append(R"(","data":)").append(data_json).append("}}");
+    return tail;
+}
+
 core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq, std::string_view from,
                                 std::string_view ts, std::string_view data_json) {
-    return frame_builder{96 + channel.size() + from.size() + data_json.size()}
-        .raw(R"({"type":"message","payload":{"channel":)")
-        .string(channel)
-        .raw(R"(,"seq":)")
-        .number(seq)
-        .raw(R"(,"from":)")
-        .string(from)
-        .raw(R"(,"ts":")")
-        .raw(ts)
-        .raw(R"(","data":)")
-        .raw(data_json)
-        .raw("}}")
-        .finish();
+    const std::string head = channel_message_head(channel);
+    const std::string tail = channel_message_tail(from, ts, data_json);
+    return frame_builder{head.size() + 20 + tail.size()}.raw(head).number(seq).raw(tail).finish();
+}
+
+core::frame_ptr text_frame(std::string_view json) {
+    return frame_builder{json.size()}.raw(json).finish();
+}
+
+std::string_view frame_payload(const core::wire_frame& frame) {
+    const auto bytes = frame.bytes();
+    rfc6455::frame_header header;
+    if (rfc6455::parse_header(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(),
+                              header) != rfc6455::header_status::complete) {
+        return {};
+    }
+    return bytes.substr(header.header_size, static_cast<std::size_t>(header.payload_size));
 }
 
 core::frame_ptr direct_message(std::string_view from, std::string_view ts,

@@ -50,6 +50,18 @@ core::frame_ptr pong(std::string_view id);
 core::frame_ptr error_frame(std::string_view id, core::error code, std::string_view message,
                             bool legacy);
 
+// The message frame's JSON around its seq: head + seq + tail. The Redis broker has Redis splice
+// in the seq; channel_message() below is built from the same two parts.
+std::string channel_message_head(std::string_view channel);
+std::string channel_message_tail(std::string_view from, std::string_view ts,
+                                 std::string_view data_json);
+
+// A text frame around JSON that is already encoded (a message received from another node).
+core::frame_ptr text_frame(std::string_view json);
+
+// The payload of a single, complete, unmasked frame such as those built here.
+std::string_view frame_payload(const core::wire_frame& frame);
+
 core::frame_ptr channel_message(std::string_view channel, std::uint64_t seq, std::string_view from,
                                 std::string_view ts, std::string_view data_json);
 core::frame_ptr direct_message(std::string_view from, std::string_view ts,

@@ -1,0 +1,215 @@
+#include "broker/redis/redis_broker.hpp"
+
+#include "protocol/v1/server_frame.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include <bit>
+#include <stdexcept>
+
+namespace wsgate::broker::redis {
+
+namespace {
+
+// KEYS[1] seq key; ARGV: head, tail, ttl seconds, pub/sub channel. Returns the new seq.
+constexpr std::string_view publish_script = R"lua(
+local seq = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1] .. seq .. ARGV[2])
+return seq
+)lua";
+
+constexpr std::size_t resubscribe_batch = 1000;
+
+constexpr std::string_view channel_part = "ch:";
+constexpr std::string_view user_part = "user:";
+constexpr std::string_view user_topic_prefix = "\x01u:";
+
+}  // namespace
+
+redis_broker::redis_broker(boost::asio::io_context& home, broker_settings settings)
+    : home_(home), settings_(std::move(settings)) {}
+
+redis_broker::~redis_broker() {
+    stop();
+}
+
+void redis_broker::start(core::local_delivery& delivery) {
+    if (delivery.shard_count() > 64) {
+        throw std::invalid_argument("the Redis broker supports at most 64 workers");
+    }
+    delivery_ = &delivery;
+    connection::callbacks sub;
+    sub.on_connected = [this] { on_subscriber_connected(); };
+    sub.on_disconnected = [this] { update_availability(); };
+    sub.on_message = [this](const reply& r) { on_message(r); };
+    subscriber_ =
+        std::make_unique<connection>(home_, settings_.where, std::move(sub), "redis-subscriber");
+    connection::callbacks cmd;
+    cmd.on_connected = [this] { update_availability(); };
+    cmd.on_disconnected = [this] { update_availability(); };
+    commands_ =
+        std::make_unique<connection>(home_, settings_.where, std::move(cmd), "redis-commands");
+    boost::asio::post(home_, [this] {
+        subscriber_->start();
+        commands_->start();
+    });
+}
+
+void redis_broker::stop() {
+    if (subscriber_) subscriber_->stop();
+    if (commands_) commands_->stop();
+    available_ = false;
+}
+
+bool redis_broker::available() const noexcept {
+    return available_.load(std::memory_order_relaxed);
+}
+
+std::size_t redis_broker::channel_count() const {
+    return channels_.load(std::memory_order_relaxed);
+}
+
+void redis_broker::update_availability() {
+    const bool up = subscriber_ && commands_ && subscriber_->connected() && commands_->connected();
+    if (available_.exchange(up) != up) {
+        if (up) {
+            spdlog::info("broker: Redis {}:{} is up", settings_.where.host, settings_.where.port);
+        } else {
+            spdlog::warn("broker: Redis {}:{} is down; serving local traffic only, publishes fail",
+                         settings_.where.host, settings_.where.port);
+        }
+    }
+}
+
+std::string redis_broker::redis_channel(std::string_view topic) const {
+    std::string name = settings_.prefix;
+    if (topic.starts_with(user_topic_prefix)) {
+        name.append(user_part).append(topic.substr(user_topic_prefix.size()));
+    } else {
+        name.append(channel_part).append(topic);
+    }
+    return name;
+}
+
+std::optional<std::string> redis_broker::topic_of(std::string_view redis_channel) const {
+    if (!redis_channel.starts_with(settings_.prefix)) return std::nullopt;
+    redis_channel.remove_prefix(settings_.prefix.size());
+    if (redis_channel.starts_with(channel_part)) {
+        return std::string(redis_channel.substr(channel_part.size()));
+    }
+    if (redis_channel.starts_with(user_part)) {
+        return core::user_topic(redis_channel.substr(user_part.size()));
+    }
+    return std::nullopt;
+}
+
+void redis_broker::subscribe(unsigned shard, std::string_view topic) {
+    boost::asio::post(home_, [this, shard, topic = std::string(topic)] {
+        auto& state = topics_[topic];
+        const bool first = state.shard_mask == 0;
+        state.shard_mask |= std::uint64_t{1} << shard;
+        if (!first) return;
+        if (!core::is_user_topic(topic)) channels_.fetch_add(1, std::memory_order_relaxed);
+        // While Redis is down this fails; on_subscriber_connected() resubscribes everything.
+        subscriber_->command({"SUBSCRIBE", redis_channel(topic)});
+    });
+}
+
+void redis_broker::unsubscribe(unsigned shard, std::string_view topic) {
+    boost::asio::post(home_, [this, shard, topic = std::string(topic)] {
+        auto it = topics_.find(topic);
+        if (it == topics_.end()) return;
+        it->second.shard_mask &= ~(std::uint64_t{1} << shard);
+        if (it->second.shard_mask != 0) return;
+        topics_.erase(it);
+        if (!core::is_user_topic(topic)) channels_.fetch_sub(1, std::memory_order_relaxed);
+        subscriber_->command({"UNSUBSCRIBE", redis_channel(topic)});
+    });
+}
+
+void redis_broker::on_subscriber_connected() {
+    update_availability();
+    // A fresh connection has no subscriptions: restore every topic this node listens to.
+    std::vector<std::string> batch{"SUBSCRIBE"};
+    for (const auto& [topic, state] : topics_) {
+        batch.push_back(redis_channel(topic));
+        if (batch.size() > resubscribe_batch) {
+            subscriber_->command(std::move(batch));
+            batch = {"SUBSCRIBE"};
+        }
+    }
+    if (batch.size() > 1) subscriber_->command(std::move(batch));
+    if (!topics_.empty()) spdlog::info("broker: resubscribed {} topics", topics_.size());
+}
+
+void redis_broker::on_message(const reply& message) {
+    // ["message", channel, payload] (or "smessage" for sharded pub/sub)
+    if (message.type != reply::kind::array || message.elements.size() != 3) return;
+    const auto& kind = message.elements[0].str;
+    if (kind != "message" && kind != "smessage") return;
+    auto topic = topic_of(message.elements[1].str);
+    if (!topic) return;
+    deliver(*topic, message.elements[2].str);
+}
+
+void redis_broker::deliver(std::string_view topic, std::string_view json) {
+    auto it = topics_.find(std::string(topic));
+    if (it == topics_.end()) return;  // unsubscribed meanwhile
+    // Framed once per node; every local subscriber on every shard gets these same bytes.
+    const core::frame_ptr frame = protocol::v1::text_frame(json);
+    std::uint64_t mask = it->second.shard_mask;
+    while (mask != 0) {
+        const auto shard = static_cast<unsigned>(std::countr_zero(mask));
+        mask &= mask - 1;
+        delivery_->deliver(shard, topic, frame);
+    }
+}
+
+void redis_broker::publish(unsigned shard, const core::publication& message,
+                           core::publish_handler done) {
+    const std::string ts = protocol::v1::format_timestamp(std::chrono::system_clock::now());
+    std::vector<std::string> argv{
+        "EVAL",
+        std::string(publish_script),
+        "1",
+        settings_.prefix + "seq:" + std::string(message.channel),
+        protocol::v1::channel_message_head(message.channel),
+        protocol::v1::channel_message_tail(message.from, ts, message.data_json),
+        std::to_string(settings_.seq_ttl.count()),
+        redis_channel(message.channel)};
+    boost::asio::post(home_, [this, shard, argv = std::move(argv),
+                              done = std::move(done)]() mutable {
+        commands_->command(std::move(argv), [this, shard, done = std::move(done)](const reply& r) {
+            core::result<core::publish_receipt> result = core::error::broker_unavailable;
+            if (r.type == reply::kind::integer) {
+                result = core::publish_receipt{static_cast<std::uint64_t>(r.integer)};
+            } else {
+                spdlog::debug("broker: publish failed: {}", r.str);
+            }
+            delivery_->post(shard, [done = std::move(done), result] { done(result); });
+        });
+    });
+}
+
+void redis_broker::send(unsigned shard, std::string_view topic, core::frame_ptr frame,
+                        core::send_handler done) {
+    std::vector<std::string> argv{"PUBLISH", redis_channel(topic),
+                                  std::string(protocol::v1::frame_payload(*frame))};
+    boost::asio::post(home_, [this, shard, argv = std::move(argv),
+                              done = std::move(done)]() mutable {
+        commands_->command(std::move(argv), [this, shard, done = std::move(done)](const reply& r) {
+            boost::system::error_code ec;
+            if (r.type != reply::kind::integer) {
+                ec = core::error::broker_unavailable;
+            } else if (r.integer == 0) {
+                // No node subscribes to the user's channel: no connection anywhere.
+                ec = core::error::user_offline;
+            }
+            delivery_->post(shard, [done = std::move(done), ec] { done(ec); });
+        });
+    });
+}
+
+}  // namespace wsgate::broker::redis

@@ -1,0 +1,86 @@
+#pragma once
+// The broker for many nodes: Redis pub/sub carries every message between nodes.
+//
+// Threading: all Redis state (both connections, the topic table) lives on one shard's event
+// loop, the "home" io_context; other shards reach it with post(), and completions are posted
+// back to the shard that asked. Nothing blocks, and no extra thread exists.
+//
+// Redis names (prefix configurable, default "wsgate:"):
+//   <prefix>ch:<channel>   pub/sub channel of a client channel
+//   <prefix>user:<user>    pub/sub channel of a user: every node with a connection of that user
+//                          subscribes to it, so direct messages reach all of them, and PUBLISH's
+//                          receiver count tells at once whether the user is online anywhere
+//   <prefix>seq:<channel>  the channel's last seq (INCR), shared by all nodes
+// A publish is one EVAL that increments the seq and publishes the message's JSON with the seq
+// spliced in: one round trip, and the seq order is the order every node receives. Receiving
+// nodes only add the WebSocket header, once per node, and fan the frame out locally.
+//
+// Subscriptions are reference-counted per node: SUBSCRIBE when the first local session of any
+// shard joins a topic, UNSUBSCRIBE when the last one leaves. When Redis goes away the node keeps
+// serving local traffic, reports itself unavailable, reconnects by itself and resubscribes
+// everything; publishes in the meantime fail with broker_unavailable (never dropped silently).
+
+#include "broker/redis/redis_connection.hpp"
+#include "core/broker.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace wsgate::broker::redis {
+
+struct broker_settings {
+    endpoint where;
+    std::string prefix = "wsgate:";
+    std::chrono::seconds seq_ttl{86'400};  // an idle channel's seq is forgotten after this
+};
+
+class redis_broker final : public core::broker {
+public:
+    // `home`: the event loop that runs all Redis I/O (a shard's).
+    redis_broker(boost::asio::io_context& home, broker_settings settings);
+    ~redis_broker() override;
+
+    void start(core::local_delivery& delivery) override;
+    void subscribe(unsigned shard, std::string_view topic) override;
+    void unsubscribe(unsigned shard, std::string_view topic) override;
+    void publish(unsigned shard, const core::publication& message,
+                 core::publish_handler done) override;
+    void send(unsigned shard, std::string_view topic, core::frame_ptr frame,
+              core::send_handler done) override;
+    std::size_t channel_count() const override;
+    std::string_view kind() const noexcept override { return "redis"; }
+    bool available() const noexcept override;
+
+    // Stops both connections (on the home thread); used at shutdown.
+    void stop();
+
+private:
+    struct topic_state {
+        std::uint64_t shard_mask = 0;
+    };
+
+    // On the home thread only.
+    void on_subscriber_connected();
+    void on_message(const reply& message);
+    void update_availability();
+    std::string redis_channel(std::string_view topic) const;
+    // The core topic of a Redis channel name, or nullopt if it is not one of ours.
+    std::optional<std::string> topic_of(std::string_view redis_channel) const;
+    void deliver(std::string_view topic, std::string_view json);
+
+    boost::asio::io_context& home_;
+    broker_settings settings_;
+    core::local_delivery* delivery_ = nullptr;
+    std::unique_ptr<connection> subscriber_;
+    std::unique_ptr<connection> commands_;
+    std::unordered_map<std::string, topic_state> topics_;  // home thread only
+    std::atomic<std::size_t> channels_{0};
+    std::atomic<bool> available_{false};
+};
+
+}  // namespace wsgate::broker::redis

@@ -1,0 +1,90 @@
+#pragma once
+// One Redis connection (hiredis async API) driven by an Asio io_context: no thread of its own,
+// no blocking call. Use it only on the thread that runs that io_context.
+//
+// The connection keeps itself up: when the server goes away it reconnects with capped
+// exponential backoff and jitter, runs AUTH / SELECT first, and then calls on_connected so the
+// owner can restore its state (the broker resubscribes there). Commands sent while it is down
+// fail at once with an error reply; nothing is queued silently.
+//
+// Commands are pipelined: command() writes without waiting for earlier replies, and replies
+// complete in order.
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsgate::broker::redis {
+
+struct endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string password;  // empty: no AUTH
+    std::string username;  // Redis 6 ACL user; empty: AUTH with the password only
+    int database = 0;      // SELECT when not 0
+};
+
+// Parses redis://[[user]:password@]host[:port][/db] (also rediss:// is refused with nullopt:
+// no TLS yet) and the seeds' forms "host", "host:port".
+std::optional<endpoint> parse_endpoint(std::string_view text);
+
+// A reply copied out of hiredis, so it outlives the callback.
+struct reply {
+    enum class kind { nil, integer, string, status, error, array };
+    kind type = kind::nil;
+    long long integer = 0;
+    std::string str;  // string, status and error text
+    std::vector<reply> elements;
+
+    bool is_error() const noexcept { return type == kind::error; }
+};
+
+class connection {
+public:
+    struct callbacks {
+        std::function<void()> on_connected;     // after AUTH/SELECT, on every (re)connect
+        std::function<void()> on_disconnected;  // the link dropped; reconnecting is scheduled
+        // Pub/sub deliveries on a connection that subscribed: the whole array as Redis sent it,
+        // e.g. ["message", channel, payload] or ["smessage", channel, payload].
+        std::function<void(const reply&)> on_message;
+    };
+
+    struct options {
+        std::chrono::milliseconds connect_timeout{2000};
+        std::chrono::milliseconds backoff_initial{100};
+        std::chrono::milliseconds backoff_max{5000};
+    };
+
+    connection(boost::asio::io_context& context, endpoint where, callbacks cb, std::string name,
+               options opts);
+    connection(boost::asio::io_context& context, endpoint where, callbacks cb, std::string name)
+        : connection(context, std::move(where), std::move(cb), std::move(name), options{}) {}
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    void start();  // begins connecting; returns at once
+    void stop();   // closes for good; pending commands fail with an error reply
+
+    bool connected() const noexcept;
+    const std::string& name() const noexcept;
+
+    // Sends one command. `done` (may be empty) runs once with the reply, or with an error reply
+    // "ERR connection lost" / "ERR not connected" when the link is or goes down first.
+    // For SUBSCRIBE / SSUBSCRIBE / UNSUBSCRIBE / SUNSUBSCRIBE the confirmations go to `done`
+    // too (one call per channel confirmed), and the messages to callbacks::on_message.
+    void command(std::vector<std::string> argv, std::function<void(const reply&)> done = {});
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace wsgate::broker::redis

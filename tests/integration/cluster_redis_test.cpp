@@ -1,0 +1,232 @@
+// Several real wsgate nodes through a real redis-server (docs/adr/0003-redis-broker.md): channels
+// and direct messages cross nodes, seq is shared by all nodes, and a Redis restart degrades the
+// nodes visibly and heals by itself.
+
+#include "support/frames.hpp"
+#include "support/gateway_process.hpp"
+#include "support/http_client.hpp"
+#include "support/redis_process.hpp"
+#include "support/ws_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace wsgate::test;
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::unique_ptr<gateway_process> start_node(const redis_process& redis, std::string node_id,
+                                            std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--redis-url", redis.url(), "--node-id", std::move(node_id)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<gateway_process>(std::move(args));
+}
+
+ws_client connect_user(const gateway_process& node, std::string_view user) {
+    ws_client c;
+    c.connect(node.port(), "/ws?user_id=" + std::string(user));
+    return c;
+}
+
+void subscribe(ws_client& c, std::string_view channel) {
+    c.send_json(subscribe_frame(1, {std::string(channel)}));
+    c.expect_json("subscribed");
+}
+
+json::object health(const gateway_process& node) {
+    const auto r = http_get(node.port(), "/health");
+    return r.json().as_object();
+}
+
+bool broker_up(const gateway_process& node) {
+    const auto h = health(node);
+    return h.at("broker").as_string() == "up";
+}
+
+json::object reply_to(ws_client& from, std::int64_t id);
+
+// A node subscribes to Redis asynchronously after it answers "subscribed". Publish probes
+// until one arrives, so the test starts from a known state instead of racing that window. Each
+// probe's ack is consumed, and so are the subscriber's probe deliveries seen here.
+void await_route(ws_client& publisher, ws_client& subscriber, std::string_view channel) {
+    static std::int64_t next_id = 30'000;
+    for (int i = 0; i < 100; ++i) {
+        const std::int64_t id = ++next_id;
+        publisher.send_json(publish_frame(id, channel, json::string("probe")));
+        const auto reply = reply_to(publisher, id);
+        if (reply.at("type").as_string() != "ack") continue;  // broker not ready yet
+        if (subscriber.read(milliseconds{50}).is_message()) return;
+    }
+    FAIL() << "no probe crossed the nodes on " << channel;
+}
+
+// Reads `from`'s frames until the reply to request `id` (ack or error); returns it.
+json::object reply_to(ws_client& from, std::int64_t id) {
+    for (;;) {
+        auto f = from.next_json(milliseconds{5000});
+        if (f.contains("id") && as_int(f.at("id")) == id) return f;
+    }
+}
+
+// Nodes subscribe a user's channel asynchronously after the upgrade. Send direct probes until
+// every receiver has seen one; each probe's reply is consumed, so `from`'s stream stays clean.
+bool await_direct_route(ws_client& from, std::string_view to,
+                        const std::vector<ws_client*>& receivers) {
+    std::vector<bool> seen(receivers.size(), false);
+    for (int i = 0; i < 100; ++i) {
+        const std::int64_t id = 10'000 + i;
+        from.send_json(direct_frame(id, to, json::string("probe")));
+        reply_to(from, id);
+        bool all = true;
+        for (std::size_t k = 0; k < receivers.size(); ++k) {
+            if (!seen[k]) seen[k] = receivers[k]->read(milliseconds{30}).is_message();
+            all = all && seen[k];
+        }
+        if (all) return true;
+    }
+    return false;
+}
+
+// Reads message frames for `channel` until one whose data equals `data`; returns its seq.
+std::int64_t seq_of(ws_client& c, std::string_view channel, const json::value& data) {
+    const auto m = c.expect_json("message", milliseconds{5000}, [&](const json::object& f) {
+        const auto& p = f.at("payload").as_object();
+        return p.at("channel").as_string() == channel && p.at("data") == data;
+    });
+    return as_int(m.at("payload").as_object().at("seq"));
+}
+
+}  // namespace
+
+TEST(cluster, nodes_report_the_redis_broker_in_health) {
+    redis_process redis;
+    auto node = start_node(redis, "n1");
+    ASSERT_TRUE(wait_until([&] { return broker_up(*node); })) << json::serialize(health(*node));
+    const auto h = health(*node);
+    EXPECT_EQ(h.at("status").as_string(), "ok");
+    EXPECT_EQ(h.at("broker_kind").as_string(), "redis");
+}
+
+TEST(cluster, a_channel_message_reaches_subscribers_on_every_node_with_one_shared_seq) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1");
+    auto n2 = start_node(redis, "n2");
+    auto alice = connect_user(*n1, "alice");
+    auto bob = connect_user(*n2, "bob");
+    subscribe(alice, "room:x");
+    subscribe(bob, "room:x");
+    await_route(alice, bob, "room:x");
+    await_route(bob, alice, "room:x");
+
+    // Interleaved publishers on both nodes: both subscribers see every message, and the seq
+    // each one carries is the same on both sides and strictly increasing.
+    std::vector<std::int64_t> seen_by_alice, seen_by_bob;
+    for (int i = 0; i < 10; ++i) {
+        auto& publisher = i % 2 == 0 ? alice : bob;
+        publisher.send_json(publish_frame(100 + i, "room:x", json::object{{"n", i}}));
+    }
+    for (int i = 0; i < 10; ++i) {
+        seen_by_alice.push_back(seq_of(alice, "room:x", json::object{{"n", i}}));
+        seen_by_bob.push_back(seq_of(bob, "room:x", json::object{{"n", i}}));
+    }
+    EXPECT_EQ(seen_by_alice, seen_by_bob);
+    for (std::size_t i = 1; i < seen_by_alice.size(); ++i) {
+        EXPECT_NE(seen_by_alice[i], seen_by_alice[i - 1]);
+    }
+    // Each publisher's own messages arrive in its publishing order (seq increases).
+    for (std::size_t i = 2; i < seen_by_alice.size(); ++i) {
+        EXPECT_GT(seen_by_alice[i], seen_by_alice[i - 2]);
+    }
+}
+
+TEST(cluster, direct_messages_cross_nodes_and_reach_every_connection_of_the_user) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1");
+    auto n2 = start_node(redis, "n2");
+    auto n3 = start_node(redis, "n3");
+    auto alice = connect_user(*n1, "alice");
+    auto bob_on_2 = connect_user(*n2, "bob");
+    auto bob_on_3 = connect_user(*n3, "bob");
+
+    ASSERT_TRUE(await_direct_route(alice, "bob", {&bob_on_2, &bob_on_3}));
+
+    alice.send_json(direct_frame(7, "bob", json::object{{"text", "hi bob"}}));
+    const auto ack = reply_to(alice, 7);
+    ASSERT_EQ(ack.at("type").as_string(), "ack") << json::serialize(ack);
+    EXPECT_EQ(payload_of(ack).at("to").as_string(), "bob");
+    for (auto* bob : {&bob_on_2, &bob_on_3}) {
+        const auto m = bob->expect_json("direct", milliseconds{5000}, [](const json::object& f) {
+            return f.at("payload").as_object().at("data").is_object();
+        });
+        EXPECT_EQ(payload_of(m).at("from").as_string(), "alice");
+        EXPECT_EQ(payload_of(m).at("data"), (json::object{{"text", "hi bob"}}));
+    }
+
+    // Seed 002's frame crosses nodes too.
+    alice.send_text(R"({"type":"message","to":"bob","content":"seed hello"})");
+    const auto legacy =
+        bob_on_2.expect_json("message", milliseconds{5000}, [](const json::object& f) {
+            return f.contains("content") && f.at("content") == json::string("seed hello");
+        });
+    EXPECT_EQ(legacy.at("from").as_string(), "alice");
+
+    // Nobody anywhere: user_offline.
+    alice.send_json(direct_frame(8, "carol", json::string("anyone?")));
+    EXPECT_EQ(error_code_of(reply_to(alice, 8)), "user_offline");
+}
+
+TEST(cluster, a_user_who_leaves_every_node_is_offline) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1");
+    auto n2 = start_node(redis, "n2");
+    auto alice = connect_user(*n1, "alice");
+    {
+        auto bob = connect_user(*n2, "bob");
+        ASSERT_TRUE(await_direct_route(alice, "bob", {&bob}));
+        bob.close();
+    }
+    // n2 unsubscribes bob's channel once his last connection is gone.
+    std::int64_t id = 20'000;
+    ASSERT_TRUE(wait_until([&] {
+        alice.send_json(direct_frame(++id, "bob", json::string("still there?")));
+        return error_code_of(reply_to(alice, id)) == "user_offline";
+    }));
+}
+
+TEST(cluster, redis_restart_degrades_nodes_visibly_and_they_recover_by_themselves) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1");
+    auto n2 = start_node(redis, "n2");
+    auto alice = connect_user(*n1, "alice");
+    auto bob = connect_user(*n2, "bob");
+    subscribe(alice, "room:r");
+    subscribe(bob, "room:r");
+    await_route(alice, bob, "room:r");
+
+    redis.kill();
+    ASSERT_TRUE(wait_until([&] { return !broker_up(*n1) && !broker_up(*n2); }));
+    EXPECT_EQ(health(*n1).at("status").as_string(), "degraded");
+
+    // A publish that cannot reach Redis is refused, never dropped silently.
+    alice.send_json(publish_frame(20, "room:r", json::string("lost?")));
+    EXPECT_EQ(error_code_of(reply_to(alice, 20)), "broker_unavailable");
+    // Local service goes on: the node still answers.
+    alice.send_json(ping_frame(21));
+    EXPECT_EQ(reply_to(alice, 21).at("type").as_string(), "pong");
+
+    redis.restart();
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }, milliseconds{15000}));
+    EXPECT_EQ(health(*n1).at("status").as_string(), "ok");
+
+    // Both nodes resubscribed: messages cross again, without any client resubscribing.
+    await_route(alice, bob, "room:r");
+    bob.send_json(publish_frame(22, "room:r", json::string("after restart")));
+    seq_of(alice, "room:r", json::string("after restart"));
+}
