@@ -66,84 +66,6 @@ bool iequals(std::string_view a, std::string_view b) {
                                               [](char x, char y) { return lower(x) == lower(y); });
 }
 
-template <class Int>
-std::optional<Int> parse_number(std::string_view s, Int min, Int max) {
-    Int value{};
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || value < min || value > max)
-        return std::nullopt;
-    return value;
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// URL userinfo may be percent-encoded (a password with '@' or ':' in it).
-std::optional<std::string> percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (i + 2 >= s.size()) return std::nullopt;
-        const int hi = hex_value(s[i + 1]);
-        const int lo = hex_value(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
-}
-
-bool valid_host(std::string_view host) {
-    if (host.empty()) return false;
-    return std::none_of(host.begin(), host.end(), [](char c) {
-        return static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '@' || c == '?' ||
-               c == '#' || c == '[' || c == ']' || c == 0x7f;
-    });
-}
-
-// host, host:port, [v6], [v6]:port.
-bool parse_host_port(std::string_view s, endpoint& out) {
-    std::string_view host;
-    std::string_view port;
-    bool has_port = false;
-    if (!s.empty() && s.front() == '[') {
-        const auto close = s.find(']');
-        if (close == std::string_view::npos) return false;
-        host = s.substr(1, close - 1);
-        const auto rest = s.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') return false;
-            port = rest.substr(1);
-            has_port = true;
-        }
-    } else {
-        const auto colon = s.find(':');
-        if (colon != std::string_view::npos) {
-            // A bare IPv6 address is ambiguous: it needs brackets.
-            if (s.find(':', colon + 1) != std::string_view::npos) return false;
-            port = s.substr(colon + 1);
-            has_port = true;
-        }
-        host = s.substr(0, colon);
-    }
-    if (!valid_host(host)) return false;
-    if (has_port) {
-        const auto p = parse_number<unsigned>(port, 1, 65535);
-        if (!p) return false;
-        out.port = static_cast<std::uint16_t>(*p);
-    }
-    out.host = std::string(host);
-    return true;
-}
-
 reply error_reply(std::string text) {
     reply r;
     r.type = reply::kind::error;
@@ -237,44 +159,6 @@ struct pending_command {
 };
 
 }  // namespace
-
-std::optional<endpoint> parse_endpoint(std::string_view text) {
-    endpoint out;
-    constexpr std::string_view scheme_separator = "://";
-    const auto sep = text.find(scheme_separator);
-    if (sep == std::string_view::npos) {
-        // The seeds' forms: host or host:port, nothing else.
-        if (text.find_first_of("/@") != std::string_view::npos) return std::nullopt;
-        if (!parse_host_port(text, out)) return std::nullopt;
-        return out;
-    }
-    // rediss:// (TLS) and every other scheme are refused.
-    if (!iequals(text.substr(0, sep), "redis")) return std::nullopt;
-    auto rest = text.substr(sep + scheme_separator.size());
-
-    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-        const auto userinfo = rest.substr(0, at);
-        rest = rest.substr(at + 1);
-        const auto colon = userinfo.find(':');
-        if (colon == std::string_view::npos) return std::nullopt;
-        auto user = percent_decode(userinfo.substr(0, colon));
-        auto password = percent_decode(userinfo.substr(colon + 1));
-        if (!user || !password) return std::nullopt;
-        out.username = std::move(*user);
-        out.password = std::move(*password);
-    }
-    if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
-        const auto db = rest.substr(slash + 1);
-        rest = rest.substr(0, slash);
-        if (!db.empty()) {
-            const auto n = parse_number<int>(db, 0, std::numeric_limits<int>::max());
-            if (!n) return std::nullopt;
-            out.database = *n;
-        }
-    }
-    if (!parse_host_port(rest, out)) return std::nullopt;
-    return out;
-}
 
 struct connection::impl : std::enable_shared_from_this<connection::impl> {
     enum class phase { idle, resolving, connecting, handshaking, ready, waiting, stopped };

@@ -10,6 +10,8 @@
 // Commands are pipelined: command() writes without waiting for earlier replies, and replies
 // complete in order.
 
+#include "broker/redis/endpoint.hpp"
+
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
@@ -22,18 +24,6 @@
 #include <vector>
 
 namespace wsgate::broker::redis {
-
-struct endpoint {
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 6379;
-    std::string password;  // empty: no AUTH
-    std::string username;  // Redis 6 ACL user; empty: AUTH with the password only
-    int database = 0;      // SELECT when not 0
-};
-
-// Parses redis://[[user]:password@]host[:port][/db] (also rediss:// is refused with nullopt:
-// no TLS yet) and the seeds' forms "host", "host:port".
-std::optional<endpoint> parse_endpoint(std::string_view text);
 
 // A reply copied out of hiredis, so it outlives the callback.
 struct reply {

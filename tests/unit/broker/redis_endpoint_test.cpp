@@ -1,6 +1,6 @@
 // parse_endpoint: redis:// URLs and the seeds' host[:port] forms; anything else is nullopt.
 
-#include "broker/redis/redis_connection.hpp"
+#include "broker/redis/endpoint.hpp"
 
 #include <gtest/gtest.h>
 
@@ -54,10 +54,12 @@ TEST(redis_endpoint, url_with_user_password_and_database) {
     EXPECT_EQ(e.database, 3);
 }
 
-TEST(redis_endpoint, userinfo_is_percent_decoded_and_may_contain_at_signs) {
+// RFC 3986: '@' and ':' in a password are percent-encoded; a raw '@' there is not a URL.
+TEST(redis_endpoint, userinfo_is_percent_decoded_and_a_raw_at_sign_is_refused) {
     EXPECT_EQ(parsed("redis://:p%40ss%3Aw@h").password, "p@ss:w");
-    EXPECT_EQ(parsed("redis://:a@b@h:7").password, "a@b");
-    EXPECT_EQ(parsed("redis://:a@b@h:7").port, 7);
+    EXPECT_EQ(parsed("redis://:a%40b@h:7").password, "a@b");
+    EXPECT_EQ(parsed("redis://:a%40b@h:7").port, 7);
+    EXPECT_FALSE(parse_endpoint("redis://:a@b@h:7").has_value());
 }
 
 TEST(redis_endpoint, scheme_is_case_insensitive_and_an_empty_path_is_database_0) {
