@@ -162,8 +162,9 @@ void client_pool::start(std::uint32_t slot) {
             return;
         }
     }
-    if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&config_.server),
-                  sizeof config_.server) != 0 &&
+    const sockaddr_in& target =
+        slot >= config_.second_server_from ? config_.second_server : config_.server;
+    if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&target), sizeof target) != 0 &&
         errno != EINPROGRESS) {
         fail_errno(slot, errno, "connect()");
         return;

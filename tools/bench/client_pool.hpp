@@ -41,6 +41,10 @@ namespace wsgate::bench {
 
 struct pool_config {
     sockaddr_in server{};
+    // Slots from `second_server_from` on connect to `second_server` instead (another node of a
+    // cluster: publishers on one node, subscribers on another).
+    std::uint32_t second_server_from = UINT32_MAX;
+    sockaddr_in second_server{};
     std::string host_header;  // Host: header value, "127.0.0.1:8080"
     std::string path = "/ws";
     std::string token;                   // non-empty: authenticate with an auth frame

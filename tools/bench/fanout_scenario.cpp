@@ -52,6 +52,12 @@ pool_config make_fanout_config(const common_options& common, const fanout_option
     for (std::uint32_t i = 0; i < o.channels; ++i) {
         config.channels.push_back(o.channel_prefix + ":" + std::to_string(i));
     }
+    if (o.publish_port != 0) {
+        // Publishers take the slots after the subscribers.
+        config.second_server_from = o.subscribers;
+        config.second_server = config.server;
+        config.second_server.sin_port = htons(o.publish_port);
+    }
     return config;
 }
 
@@ -295,6 +301,7 @@ boost::json::object fanout_run::run() {
     parameters_["subscribers"] = o.subscribers;
     parameters_["channels"] = o.channels;
     parameters_["publishers"] = o.publishers;
+    parameters_["publish_port"] = o.publish_port;
     parameters_["rate"] = o.rate;
     parameters_["payload_bytes"] = o.payload_bytes;
     parameters_["publish_frame_bytes"] = templates_.front().frame_bytes();

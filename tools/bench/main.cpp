@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     fanout_cmd->add_option("--channel-prefix", fan.channel_prefix, "channels are <prefix>:<i>")
         ->capture_default_str();
+    fanout_cmd->add_option("--publish-port", fan.publish_port,
+                           "publishers connect to this port (another node of a cluster); "
+                           "subscribers to --port");
     fanout_cmd->add_flag("--find-max", fan.find_max,
                          "step the rate up, then bisect, to the highest rate that passes");
     fanout_cmd->add_option("--max-rate", fan.max_rate, "find-max: highest rate tried")

@@ -42,6 +42,7 @@ struct fanout_options {
     double warmup_s = 1;
     double drain_s = 2;
     std::string channel_prefix = "bench";
+    std::uint16_t publish_port = 0;  // non-zero: publishers connect to this port (another node)
     std::size_t publisher_backlog_bytes = 8 * 1024 * 1024;  // beyond it publishes are skipped
 
     bool find_max = false;

@@ -13,7 +13,8 @@ template <class Int>
 std::optional<Int> parse_number(std::string_view s, Int min, Int max) {
     Int value{};
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || value < min || value > max) {
+    if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || value < min ||
+        value > max) {
         return std::nullopt;
     }
     return value;
@@ -42,7 +43,9 @@ std::optional<endpoint> parse_endpoint(std::string_view text) {
         host_type == boost::urls::host_type::ipvfuture) {
         return std::nullopt;
     }
-    out.host = u.host_address();  // decoded; IPv6 without brackets
+    // Decoded; an IPv6 address in its canonical form, without brackets ("[::0]" is "::").
+    out.host = host_type == boost::urls::host_type::ipv6 ? u.host_ipv6_address().to_string()
+                                                         : std::string(u.host_address());
     if (out.host.empty()) return std::nullopt;
 
     if (u.has_port()) {

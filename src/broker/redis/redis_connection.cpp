@@ -216,6 +216,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
     void begin_attempt() {
         if (phase_ == phase::stopped) return;
         ++generation_;
+        write_posted_ = false;
         arm_connect_timer();  // covers resolving, connecting and the handshake
         error_code ec;
         const auto address = asio::ip::make_address(where_.host, ec);
@@ -361,6 +362,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
     // Frees the context (if hiredis has not already) and forgets everything about the link.
     void close_link() {
         ++generation_;
+        write_posted_ = false;
         connect_timer_.cancel();
         resolver_.cancel();
         if (ac_ != nullptr) {
@@ -453,7 +455,24 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
         }
         p.done = std::move(done);
         pending_.push_back(std::move(p));
-        set_interest(false, true);
+        flush_soon();
+    }
+
+    // Writes what command() appended, once per turn of the event loop (so a burst of commands
+    // leaves in one write), without waiting for the socket to report writable: the descriptor
+    // is edge-triggered, and an idle socket that is already writable reports nothing new, so a
+    // wait could sit until some unrelated packet arrives. Only if hiredis cannot write it all
+    // does it ask (through addWrite) to wait for writability.
+    void flush_soon() {
+        want_write_ = true;
+        if (write_posted_) return;
+        write_posted_ = true;
+        asio::post(io_, [weak = weak_from_this(), gen = generation_] {
+            const auto self = weak.lock();
+            if (!self || gen != self->generation_) return;
+            self->write_posted_ = false;
+            self->on_writable();
+        });
     }
 
     // ---- the Asio adapter
@@ -698,9 +717,10 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
     bool want_write_ = false;
     bool read_armed_ = false;
     bool write_armed_ = false;
-    bool freeing_ = false;  // inside our own redisAsyncFree
-    bool tcp_up_ = false;   // recorded by on_hiredis_connect
-    bool lost_ = false;     // recorded when hiredis drops the link on its own
+    bool write_posted_ = false;  // a flush_soon() write is queued on the io_context
+    bool freeing_ = false;       // inside our own redisAsyncFree
+    bool tcp_up_ = false;        // recorded by on_hiredis_connect
+    bool lost_ = false;          // recorded when hiredis drops the link on its own
     std::string lost_reason_;
     int handshake_left_ = 0;
 
