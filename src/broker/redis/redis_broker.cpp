@@ -2,6 +2,7 @@
 
 #include "protocol/v1/server_frame.hpp"
 
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
@@ -29,7 +30,50 @@ constexpr std::string_view user_topic_prefix = "\x01u:";
 }  // namespace
 
 redis_broker::redis_broker(boost::asio::io_context& home, broker_settings settings)
-    : home_(home), settings_(std::move(settings)) {}
+    : home_(home), settings_(std::move(settings)) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(publish_script.data()), publish_script.size(),
+         digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    for (unsigned char b : digest) {
+        script_sha_.push_back(hex[b >> 4]);
+        script_sha_.push_back(hex[b & 0xF]);
+    }
+}
+
+template <class Task>
+void redis_broker::on_home(Task&& task) {
+    if (home_.get_executor().running_in_this_thread()) {
+        task();
+    } else {
+        boost::asio::post(home_, std::forward<Task>(task));
+    }
+}
+
+void redis_broker::complete_on(unsigned shard, std::function<void()> task) {
+    if (shard == settings_.home_shard) {
+        task();
+    } else {
+        delivery_->post(shard, std::move(task));
+    }
+}
+
+void redis_broker::run_publish_script(std::vector<std::string> argv,
+                                      std::function<void(const reply&)> done) {
+    // EVALSHA spares Redis hashing the script on every publish. After a Redis restart the
+    // script cache is empty: NOSCRIPT, and the same call goes once more as EVAL, which loads it.
+    argv[0] = "EVALSHA";
+    argv[1] = script_sha_;
+    commands_->command(argv, [this, argv, done = std::move(done)](const reply& r) mutable {
+        if (r.is_error() && r.str.starts_with("NOSCRIPT")) {
+            argv[0] = "EVAL";
+            argv[1] = std::string(publish_script);
+            commands_->command(std::move(argv), std::move(done));
+            return;
+        }
+        done(r);
+    });
+}
 
 redis_broker::~redis_broker() {
     stop();
@@ -171,24 +215,23 @@ void redis_broker::publish(unsigned shard, const core::publication& message,
                            core::publish_handler done) {
     const std::string ts = protocol::v1::format_timestamp(std::chrono::system_clock::now());
     std::vector<std::string> argv{
-        "EVAL",
-        std::string(publish_script),
+        "EVALSHA",
+        std::string(),  // the script's SHA1, set by run_publish_script()
         "1",
         settings_.prefix + "seq:" + std::string(message.channel),
         protocol::v1::channel_message_head(message.channel),
         protocol::v1::channel_message_tail(message.from, ts, message.data_json),
         std::to_string(settings_.seq_ttl.count()),
         redis_channel(message.channel)};
-    boost::asio::post(home_, [this, shard, argv = std::move(argv),
-                              done = std::move(done)]() mutable {
-        commands_->command(std::move(argv), [this, shard, done = std::move(done)](const reply& r) {
+    on_home([this, shard, argv = std::move(argv), done = std::move(done)]() mutable {
+        run_publish_script(std::move(argv), [this, shard, done = std::move(done)](const reply& r) {
             core::result<core::publish_receipt> result = core::error::broker_unavailable;
             if (r.type == reply::kind::integer) {
                 result = core::publish_receipt{static_cast<std::uint64_t>(r.integer)};
             } else {
                 spdlog::debug("broker: publish failed: {}", r.str);
             }
-            delivery_->post(shard, [done = std::move(done), result] { done(result); });
+            complete_on(shard, [done = std::move(done), result] { done(result); });
         });
     });
 }
@@ -197,8 +240,7 @@ void redis_broker::send(unsigned shard, std::string_view topic, core::frame_ptr 
                         core::send_handler done) {
     std::vector<std::string> argv{"PUBLISH", redis_channel(topic),
                                   std::string(protocol::v1::frame_payload(*frame))};
-    boost::asio::post(home_, [this, shard, argv = std::move(argv),
-                              done = std::move(done)]() mutable {
+    on_home([this, shard, argv = std::move(argv), done = std::move(done)]() mutable {
         commands_->command(std::move(argv), [this, shard, done = std::move(done)](const reply& r) {
             boost::system::error_code ec;
             if (r.type != reply::kind::integer) {
@@ -207,7 +249,7 @@ void redis_broker::send(unsigned shard, std::string_view topic, core::frame_ptr 
                 // No node subscribes to the user's channel: no connection anywhere.
                 ec = core::error::user_offline;
             }
-            delivery_->post(shard, [done = std::move(done), ec] { done(ec); });
+            complete_on(shard, [done = std::move(done), ec] { done(ec); });
         });
     });
 }

@@ -35,6 +35,7 @@ namespace wsgate::broker::redis {
 
 struct broker_settings {
     endpoint where;
+    unsigned home_shard = 0;  // the shard whose event loop `home` is
     std::string prefix = "wsgate:";
     std::chrono::seconds seq_ttl{86'400};  // an idle channel's seq is forgotten after this
 };
@@ -72,6 +73,12 @@ private:
     // The core topic of a Redis channel name, or nullopt if it is not one of ours.
     std::optional<std::string> topic_of(std::string_view redis_channel) const;
     void deliver(std::string_view topic, std::string_view json);
+    // Runs `task` on the home thread: inline when already there, else posted.
+    template <class Task>
+    void on_home(Task&& task);
+    // Hands a completion back to `shard`: inline when that is the home shard (we are on it).
+    void complete_on(unsigned shard, std::function<void()> task);
+    void run_publish_script(std::vector<std::string> argv, std::function<void(const reply&)> done);
 
     boost::asio::io_context& home_;
     broker_settings settings_;
@@ -81,6 +88,7 @@ private:
     std::unordered_map<std::string, topic_state> topics_;  // home thread only
     std::atomic<std::size_t> channels_{0};
     std::atomic<bool> available_{false};
+    std::string script_sha_;  // SHA1 of the publish script, for EVALSHA
 };
 
 }  // namespace wsgate::broker::redis
