@@ -7,7 +7,7 @@ JOBS           ?= $(shell nproc)
 CMAKE_FLAGS    ?=
 RUN_ARGS       ?=
 
-.PHONY: all deps test-deps build run test check check-asan format-check bench format clean
+.PHONY: all deps test-deps build run test check check-asan format-check bench cluster cluster-demo cluster-stop format clean
 
 all: build
 
@@ -46,6 +46,17 @@ format-check: test-deps
 
 bench: build
 	scripts/bench.sh
+
+# Three nodes, one Redis and an nginx load balancer on loopback (scripts/cluster.sh).
+cluster: build
+	@scripts/install-deps.sh cluster
+	scripts/cluster.sh start
+
+cluster-demo:
+	scripts/cluster.sh demo
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages wsgate needs to build, run and test.
 # Idempotent: only packages that are missing are installed, so a second run is quick.
-# Usage: scripts/install-deps.sh [build|test]   (test adds what the test suites need)
+# Usage: scripts/install-deps.sh [build|test|cluster]
+#   test adds what the test suites need; cluster what `make cluster` runs (Redis, nginx, Node.js)
 set -euo pipefail
 
 profile="${1:-build}"
@@ -11,10 +12,18 @@ build_packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libspdlog-dev libcli11-dev libjwt-dev libhiredis-dev
 )
-test_packages=(libgtest-dev openssl procps clang-format git redis-server)
+cluster_packages=(redis-server nginx-light curl)
+# The cluster demo client runs on Node.js; a machine that already has node keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  cluster_packages+=(nodejs npm)
+fi
+test_packages=(libgtest-dev openssl procps clang-format git "${cluster_packages[@]}")
 
 wanted=("${build_packages[@]}")
-if [ "$profile" = "test" ]; then wanted+=("${test_packages[@]}"); fi
+case "$profile" in
+  test) wanted+=("${test_packages[@]}") ;;
+  cluster) wanted+=("${cluster_packages[@]}") ;;
+esac
 
 missing=()
 for pkg in "${wanted[@]}"; do
