@@ -33,14 +33,18 @@ bool looks_like_json(std::string_view text) {
     return false;
 }
 
+bool fail_missing(std::string_view key, decode_result& r) {
+    r = failure(core::error::missing_field, "missing field \"" + std::string(key) + "\"",
+                std::move(r.cmd));
+    return false;
+}
+
 // Reads a required non-empty string field; sets r on failure.
 bool required_string(const json::object& o, std::string_view key, std::string& out,
                      decode_result& r) {
     const auto* v = o.if_contains(key);
     if (v == nullptr) {
-        r = failure(core::error::missing_field, "missing field \"" + std::string(key) + "\"",
-                    std::move(r.cmd));
-        return false;
+        return fail_missing(key, r);
     }
     const auto* s = v->if_string();
     if (s == nullptr || s->empty()) {
@@ -78,9 +82,7 @@ bool required_value(const json::object& o, std::string_view key, std::string& ou
                     decode_result& r) {
     const auto* v = o.if_contains(key);
     if (v == nullptr) {
-        r = failure(core::error::missing_field, "missing field \"" + std::string(key) + "\"",
-                    std::move(r.cmd));
-        return false;
+        return fail_missing(key, r);
     }
     if (!all_numbers_finite(*v)) {
         r = failure(core::error::invalid_field,
@@ -140,8 +142,7 @@ bool channel_list(const json::object& payload, decode_result& r) {
         channels.push_back(std::move(one));
         return true;
     }
-    r = failure(core::error::missing_field, "missing field \"channels\"", std::move(r.cmd));
-    return false;
+    return fail_missing("channels", r);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "support/gateway_process.hpp"
 
+#include "support/child_wait.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -350,27 +352,7 @@ void gateway_process::send_signal(int sig) {
 
 std::optional<exit_status> gateway_process::wait_exit(std::chrono::milliseconds timeout) {
     if (exit_) return exit_;
-    const auto deadline = clock::now() + timeout;
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    for (;;) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_) {
-            exit_ = decode_status(status);
-            break;
-        }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        if (left.count() <= 0) break;
-        if (pidfd >= 0) {
-            pollfd p{pidfd, POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(left.count()));
-        } else {
-            // No pidfd (old kernel): a short bounded poll of waitpid.
-            std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds{5}));
-        }
-    }
-    if (pidfd >= 0) ::close(pidfd);
+    if (const auto status = wait_child(pid_, timeout)) exit_ = decode_status(*status);
     return exit_;
 }
 

@@ -1,5 +1,7 @@
 #include "support/redis_process.hpp"
 
+#include "support/child_wait.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -120,31 +122,6 @@ std::string describe_status(int status) {
     return "ended";
 }
 
-// Waits for `pid` to exit; false at the deadline.
-bool wait_for_exit(pid_t pid, std::chrono::milliseconds timeout, int& status) {
-    const auto deadline = clock::now() + timeout;
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    bool exited = false;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
-            exited = true;
-            break;
-        }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        if (left.count() <= 0) break;
-        if (pidfd >= 0) {
-            pollfd p{pidfd, POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(left.count()));
-        } else {
-            std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds{5}));
-        }
-    }
-    if (pidfd >= 0) ::close(pidfd);
-    return exited;
-}
-
 }  // namespace
 
 redis_process::redis_process(redis_options options) : options_(std::move(options)) {
@@ -215,10 +192,10 @@ bool redis_process::running() {
 void redis_process::stop() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGTERM);
-    int status = 0;
-    if (!wait_for_exit(pid_, 10s, status)) {
+    if (!wait_child(pid_, 10s)) {
         ADD_FAILURE() << "redis-server did not exit within 10 s of SIGTERM; sending SIGKILL";
         ::kill(pid_, SIGKILL);
+        int status = 0;
         ::waitpid(pid_, &status, 0);
     }
     pid_ = -1;
