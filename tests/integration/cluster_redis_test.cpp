@@ -12,6 +12,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -229,4 +231,37 @@ TEST(cluster, redis_restart_degrades_nodes_visibly_and_they_recover_by_themselve
     await_route(alice, bob, "room:r");
     bob.send_json(publish_frame(22, "room:r", json::string("after restart")));
     seq_of(alice, "room:r", json::string("after restart"));
+}
+
+TEST(cluster, after_a_node_is_killed_its_users_are_reached_where_they_reconnect) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1");
+    auto n2 = start_node(redis, "n2");
+    auto n3 = start_node(redis, "n3");
+    auto alice = connect_user(*n1, "alice");
+    auto bob = connect_user(*n2, "bob");
+    ASSERT_TRUE(await_direct_route(alice, "bob", {&bob}));
+    ASSERT_TRUE(await_direct_route(bob, "alice", {&alice}));
+
+    n1->send_signal(SIGKILL);
+    ASSERT_TRUE(n1->wait_exit(milliseconds{5000}).has_value());
+    EXPECT_TRUE(alice.expect_close(milliseconds{5000}).ended());
+
+    // Redis dropped n1's subscriptions with its connections: nothing routes to the dead node,
+    // and alice, back on n3, gets bob's next direct message.
+    auto alice_again = connect_user(*n3, "alice");
+    ASSERT_TRUE(await_direct_route(bob, "alice", {&alice_again}));
+    bob.send_json(direct_frame(40, "alice", json::string("welcome back")));
+    EXPECT_EQ(reply_to(bob, 40).at("type").as_string(), "ack");
+    const auto m = alice_again.expect_json("direct", milliseconds{5000}, [](const json::object& f) {
+        return f.at("payload").as_object().at("data") == json::string("welcome back");
+    });
+    EXPECT_EQ(payload_of(m).at("from").as_string(), "bob");
+
+    // And the other way round, from the node alice moved to.
+    alice_again.send_json(direct_frame(41, "bob", json::string("hi from n3")));
+    EXPECT_EQ(reply_to(alice_again, 41).at("type").as_string(), "ack");
+    bob.expect_json("direct", milliseconds{5000}, [](const json::object& f) {
+        return f.at("payload").as_object().at("data") == json::string("hi from n3");
+    });
 }
