@@ -55,6 +55,7 @@ parse_outcome parse_config(int argc, char** argv) {
     int leeway = 30;
     unsigned port = s.port;
     std::string redis_url;
+    double presence_refresh = 30, presence_ttl = 90;
 
     CLI::App app{"wsgate: a distributed WebSocket gateway (pub/sub, direct messages, presence)",
                  "wsgate"};
@@ -135,6 +136,16 @@ parse_outcome parse_config(int argc, char** argv) {
                    "REDIS_ENDPOINT, or REDIS_HOST + REDIS_PASSWORD + REDIS_DATABASE); unset: the "
                    "embedded broker")
         ->envname("REDIS_URL");
+    app.add_option("--presence-refresh", presence_refresh,
+                   "Seconds between a node's heartbeats in the cluster registry")
+        ->envname("PRESENCE_REFRESH_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--presence-ttl", presence_ttl,
+                   "Seconds after which a silent node is dropped from the registry")
+        ->envname("PRESENCE_TTL_SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--redis-prefix", cfg.redis_prefix, "Prefix of every Redis key and channel")
         ->envname("REDIS_PREFIX")
         ->capture_default_str();
@@ -154,6 +165,12 @@ parse_outcome parse_config(int argc, char** argv) {
     s.ping_interval = to_ms(ping_interval);
     s.shutdown_timeout = to_ms(shutdown_timeout);
     cfg.jwt_leeway = std::chrono::seconds(leeway);
+    cfg.presence_refresh = to_ms(presence_refresh);
+    cfg.presence_ttl = to_ms(presence_ttl);
+    if (cfg.presence_ttl <= cfg.presence_refresh) {
+        std::fprintf(stderr, "--presence-ttl must be longer than --presence-refresh\n");
+        return {std::nullopt, 2};
+    }
 
     // The seeds' variables, when no URL is given: REDIS_HOST=host:port with REDIS_PASSWORD and
     // REDIS_DATABASE (seed 003), or REDIS_ENDPOINT=host (seed 000).

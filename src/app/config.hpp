@@ -20,6 +20,10 @@ struct config {
     // Set: many nodes through this Redis. Unset: the embedded memory broker.
     std::optional<broker::redis::endpoint> redis;
     std::string redis_prefix = "wsgate:";
+    // Cluster registry (and, later, user presence): refreshed every `presence_refresh`,
+    // forgotten after `presence_ttl` without a refresh.
+    std::chrono::milliseconds presence_refresh{30'000};
+    std::chrono::milliseconds presence_ttl{90'000};
 };
 
 // Returns the configuration, or an exit code when the program should stop (--help, bad flags).

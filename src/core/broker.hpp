@@ -17,6 +17,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wsgate::core {
 
@@ -29,6 +30,9 @@ public:
     virtual void deliver(unsigned shard, std::string_view topic, frame_ptr frame) = 0;
     // Runs `task` on `shard`'s thread.
     virtual void post(unsigned shard, std::function<void()> task) = 0;
+    // This node as a JSON object (node id, address, connections, start time), for the
+    // cluster registry. Thread-safe.
+    virtual std::string node_info_json() const = 0;
 
 protected:
     ~local_delivery() = default;
@@ -74,6 +78,10 @@ public:
     // For /health and /metrics: which broker, and whether it can move messages right now.
     virtual std::string_view kind() const noexcept = 0;
     virtual bool available() const noexcept = 0;
+
+    // The live nodes of the cluster as JSON objects, as of the last heartbeat; empty when the
+    // broker knows no other node (the memory broker). Thread-safe.
+    virtual std::vector<std::string> cluster_nodes() const { return {}; }
 };
 
 // The internal topic that reaches every connection of a user.

@@ -105,6 +105,8 @@ void http_session::handle(const request& req) {
                   node.health_json(), keep_alive);
     } else if (path == "/stats") {
         send_json(http::status::ok, node.stats_json(), keep_alive);
+    } else if (path == "/cluster") {
+        send_json(http::status::ok, node.cluster_json(), keep_alive);
     } else if (path == "/metrics") {
         response res{http::status::ok, req.version()};
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");

@@ -126,6 +126,31 @@ std::string server::health_json() const {
         {"broker_kind", broker_ != nullptr ? broker_->kind() : std::string_view("none")}});
 }
 
+std::string server::node_info_json() const {
+    return json::serialize(
+        json::object{{"node_id", settings_.node_id},
+                     {"address", settings_.host + ":" + std::to_string(bound_port_)},
+                     {"connections", connections()},
+                     {"draining", draining()},
+                     {"uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::steady_clock::now() - started_)
+                                            .count()}});
+}
+
+std::string server::cluster_json() const {
+    auto nodes = broker_ != nullptr ? broker_->cluster_nodes() : std::vector<std::string>{};
+    if (nodes.empty()) nodes.push_back(node_info_json());
+    std::string out = R"({"node_id":)";
+    out += json::serialize(json::string(settings_.node_id));
+    out += R"(,"nodes":[)";
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (i != 0) out += ',';
+        out += nodes[i];
+    }
+    out += "]}";
+    return out;
+}
+
 std::string server::root_json() const {
     return json::serialize(json::object{{"service", "wsgate"},
                                         {"status", draining() ? "draining" : "ok"},

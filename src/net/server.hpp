@@ -64,6 +64,10 @@ public:
     unsigned shard_count() const noexcept override { return static_cast<unsigned>(shards_.size()); }
     void deliver(unsigned shard, std::string_view topic, core::frame_ptr frame) override;
     void post(unsigned shard, std::function<void()> task) override;
+    std::string node_info_json() const override;
+
+    // GET /cluster: the live nodes (just this one on the memory broker).
+    std::string cluster_json() const;
 
 private:
     server_settings settings_;

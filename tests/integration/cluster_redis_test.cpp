@@ -14,6 +14,7 @@
 
 #include <signal.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -264,4 +265,46 @@ TEST(cluster, after_a_node_is_killed_its_users_are_reached_where_they_reconnect)
     bob.expect_json("direct", milliseconds{5000}, [](const json::object& f) {
         return f.at("payload").as_object().at("data") == json::string("hi from n3");
     });
+}
+
+TEST(cluster, nodes_see_each_other_and_a_dead_node_leaves_the_registry_after_its_ttl) {
+    redis_process redis;
+    const std::vector<std::string> fast{"--presence-refresh", "0.1", "--presence-ttl", "0.5"};
+    auto n1 = start_node(redis, "n1", fast);
+    auto n2 = start_node(redis, "n2", fast);
+    auto n3 = start_node(redis, "n3", fast);
+    auto alice = connect_user(*n1, "alice");
+
+    auto node_ids = [&](const gateway_process& node) {
+        const auto doc = http_get(node.port(), "/cluster").json();
+        std::map<std::string, std::int64_t> ids;  // node id -> connections
+        for (const auto& n : doc.as_object().at("nodes").as_array()) {
+            const auto& o = n.as_object();
+            EXPECT_TRUE(is_rfc3339_utc_millis(o.at("last_seen").as_string()));
+            ids[std::string(o.at("node_id").as_string())] = as_int(o.at("connections"));
+        }
+        return ids;
+    };
+    ASSERT_TRUE(wait_until([&] { return node_ids(*n2).size() == 3; }))
+        << json::serialize(http_get(n2->port(), "/cluster").json());
+    // Each node reports its own connection count in its beat.
+    ASSERT_TRUE(wait_until([&] { return node_ids(*n2)["n1"] == 1; }));
+    EXPECT_EQ(node_ids(*n2)["n2"], 0);
+
+    n1->send_signal(SIGKILL);
+    ASSERT_TRUE(n1->wait_exit(milliseconds{5000}).has_value());
+    // Nobody removes n1 on its way out: the others drop it once its TTL has passed.
+    ASSERT_TRUE(wait_until([&] {
+        const auto ids = node_ids(*n3);
+        return ids.size() == 2 && ids.count("n1") == 0;
+    }));
+    EXPECT_EQ(node_ids(*n2).count("n1"), 0u);
+}
+
+TEST(cluster, a_lone_node_on_the_embedded_broker_lists_itself) {
+    gateway_process node({"--node-id", "solo"});
+    const auto r = http_get(node.port(), "/cluster").json().as_object();
+    const auto& nodes = r.at("nodes").as_array();
+    ASSERT_EQ(nodes.size(), 1u);
+    EXPECT_EQ(nodes[0].as_object().at("node_id").as_string(), "solo");
 }

@@ -6,7 +6,10 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include <boost/json.hpp>
+
 #include <bit>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace wsgate::broker::redis {
@@ -21,6 +24,40 @@ redis.call('PUBLISH', ARGV[4], ARGV[1] .. seq .. ARGV[2])
 return seq
 )lua";
 
+// KEYS[1] zset node id -> last beat (ms, Redis clock), KEYS[2] hash node id -> info JSON.
+// ARGV: node id, info JSON, ttl ms. Registers this node, removes nodes silent for longer than
+// the ttl, and returns the live ones as info, last beat, info, last beat, ...
+constexpr std::string_view heartbeat_script = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+for _, id in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {}
+for i = 1, #live, 2 do
+  out[#out + 1] = redis.call('HGET', KEYS[2], live[i]) or '{}'
+  out[#out + 1] = live[i + 1]
+end
+return out
+)lua";
+
+std::string sha1_hex(std::string_view text) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : digest) {
+        out.push_back(hex[b >> 4]);
+        out.push_back(hex[b & 0xF]);
+    }
+    return out;
+}
+
 constexpr std::size_t resubscribe_batch = 1000;
 
 constexpr std::string_view channel_part = "ch:";
@@ -30,16 +67,11 @@ constexpr std::string_view user_topic_prefix = "\x01u:";
 }  // namespace
 
 redis_broker::redis_broker(boost::asio::io_context& home, broker_settings settings)
-    : home_(home), settings_(std::move(settings)) {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1(reinterpret_cast<const unsigned char*>(publish_script.data()), publish_script.size(),
-         digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    for (unsigned char b : digest) {
-        script_sha_.push_back(hex[b >> 4]);
-        script_sha_.push_back(hex[b & 0xF]);
-    }
-}
+    : home_(home),
+      settings_(std::move(settings)),
+      script_sha_(sha1_hex(publish_script)),
+      heartbeat_sha_(sha1_hex(heartbeat_script)),
+      heartbeat_timer_(home) {}
 
 template <class Task>
 void redis_broker::on_home(Task&& task) {
@@ -60,19 +92,71 @@ void redis_broker::complete_on(unsigned shard, std::function<void()> task) {
 
 void redis_broker::run_publish_script(std::vector<std::string> argv,
                                       std::function<void(const reply&)> done) {
-    // EVALSHA spares Redis hashing the script on every publish. After a Redis restart the
-    // script cache is empty: NOSCRIPT, and the same call goes once more as EVAL, which loads it.
+    run_script(publish_script, script_sha_, std::move(argv), std::move(done));
+}
+
+void redis_broker::run_script(std::string_view script, const std::string& sha,
+                              std::vector<std::string> argv,
+                              std::function<void(const reply&)> done) {
+    // EVALSHA spares Redis hashing the script on every call. After a Redis restart the script
+    // cache is empty: NOSCRIPT, and the same call goes once more as EVAL, which loads it.
     argv[0] = "EVALSHA";
-    argv[1] = script_sha_;
-    commands_->command(argv, [this, argv, done = std::move(done)](const reply& r) mutable {
+    argv[1] = sha;
+    commands_->command(argv, [this, script, argv, done = std::move(done)](const reply& r) mutable {
         if (r.is_error() && r.str.starts_with("NOSCRIPT")) {
             argv[0] = "EVAL";
-            argv[1] = std::string(publish_script);
+            argv[1] = std::string(script);
             commands_->command(std::move(argv), std::move(done));
             return;
         }
         done(r);
     });
+}
+
+void redis_broker::arm_heartbeat() {
+    heartbeat_timer_.expires_after(settings_.heartbeat_interval);
+    heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        heartbeat();
+        arm_heartbeat();
+    });
+}
+
+void redis_broker::heartbeat() {
+    if (!commands_->connected()) return;  // the registry keeps our last beat until its TTL
+    const std::string info = delivery_->node_info_json();
+    const auto parsed = boost::json::parse(info);
+    std::vector<std::string> argv{"EVALSHA",
+                                  std::string(),  // set by run_script()
+                                  "2",
+                                  settings_.prefix + "nodes",
+                                  settings_.prefix + "node-info",
+                                  std::string(parsed.at("node_id").as_string()),
+                                  info,
+                                  std::to_string(settings_.node_ttl.count())};
+    run_script(heartbeat_script, heartbeat_sha_, std::move(argv), [this](const reply& r) {
+        if (r.type != reply::kind::array) {
+            spdlog::warn("broker: heartbeat failed: {}", r.str);
+            return;
+        }
+        std::vector<std::string> nodes;
+        for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+            boost::system::error_code ec;
+            auto node = boost::json::parse(r.elements[i].str, ec);
+            if (ec || !node.is_object()) continue;
+            const auto last_ms = std::strtoll(r.elements[i + 1].str.c_str(), nullptr, 10);
+            node.as_object()["last_seen"] = protocol::v1::format_timestamp(
+                std::chrono::system_clock::time_point(std::chrono::milliseconds(last_ms)));
+            nodes.push_back(boost::json::serialize(node));
+        }
+        std::lock_guard lock(nodes_mutex_);
+        nodes_ = std::move(nodes);
+    });
+}
+
+std::vector<std::string> redis_broker::cluster_nodes() const {
+    std::lock_guard lock(nodes_mutex_);
+    return nodes_;
 }
 
 redis_broker::~redis_broker() {
@@ -91,17 +175,22 @@ void redis_broker::start(core::local_delivery& delivery) {
     subscriber_ =
         std::make_unique<connection>(home_, settings_.where, std::move(sub), "redis-subscriber");
     connection::callbacks cmd;
-    cmd.on_connected = [this] { update_availability(); };
+    cmd.on_connected = [this] {
+        update_availability();
+        heartbeat();  // join the registry at once, then every heartbeat_interval
+    };
     cmd.on_disconnected = [this] { update_availability(); };
     commands_ =
         std::make_unique<connection>(home_, settings_.where, std::move(cmd), "redis-commands");
     boost::asio::post(home_, [this] {
         subscriber_->start();
         commands_->start();
+        arm_heartbeat();
     });
 }
 
 void redis_broker::stop() {
+    heartbeat_timer_.cancel();
     if (subscriber_) subscriber_->stop();
     if (commands_) commands_->stop();
     available_ = false;

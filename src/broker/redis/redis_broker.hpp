@@ -24,12 +24,15 @@
 #include "core/broker.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace wsgate::broker::redis {
 
@@ -38,6 +41,10 @@ struct broker_settings {
     unsigned home_shard = 0;  // the shard whose event loop `home` is
     std::string prefix = "wsgate:";
     std::chrono::seconds seq_ttl{86'400};  // an idle channel's seq is forgotten after this
+    // Node registry: every node beats every `heartbeat_interval`; a node silent for `node_ttl`
+    // is removed by the next beat of any other node.
+    std::chrono::milliseconds heartbeat_interval{30'000};
+    std::chrono::milliseconds node_ttl{90'000};
 };
 
 class redis_broker final : public core::broker {
@@ -56,6 +63,7 @@ public:
     std::size_t channel_count() const override;
     std::string_view kind() const noexcept override { return "redis"; }
     bool available() const noexcept override;
+    std::vector<std::string> cluster_nodes() const override;
 
     // Stops both connections (on the home thread); used at shutdown.
     void stop();
@@ -79,6 +87,11 @@ private:
     // Hands a completion back to `shard`: inline when that is the home shard (we are on it).
     void complete_on(unsigned shard, std::function<void()> task);
     void run_publish_script(std::vector<std::string> argv, std::function<void(const reply&)> done);
+    // EVALSHA of `script`, falling back to EVAL once on NOSCRIPT (an emptied script cache).
+    void run_script(std::string_view script, const std::string& sha, std::vector<std::string> argv,
+                    std::function<void(const reply&)> done);
+    void heartbeat();
+    void arm_heartbeat();
 
     boost::asio::io_context& home_;
     broker_settings settings_;
@@ -88,7 +101,11 @@ private:
     std::unordered_map<std::string, topic_state> topics_;  // home thread only
     std::atomic<std::size_t> channels_{0};
     std::atomic<bool> available_{false};
-    std::string script_sha_;  // SHA1 of the publish script, for EVALSHA
+    std::string script_sha_;     // SHA1 of the publish script, for EVALSHA
+    std::string heartbeat_sha_;  // SHA1 of the heartbeat script
+    boost::asio::steady_timer heartbeat_timer_;
+    mutable std::mutex nodes_mutex_;  // guards nodes_: written on home, read by any shard
+    std::vector<std::string> nodes_;
 };
 
 }  // namespace wsgate::broker::redis

@@ -44,6 +44,7 @@ public:
     }
 
     void post(unsigned, std::function<void()> task) override { task(); }
+    std::string node_info_json() const override { return R"({"node_id":"test"})"; }
 
     std::vector<delivery_record> records() const {
         std::lock_guard lock(mutex_);
