@@ -59,8 +59,11 @@ public:
     virtual void start(local_delivery& delivery) = 0;
 
     // Node-level subscription bookkeeping: `shard` calls subscribe() when its first local
-    // session subscribes to `topic` and unsubscribe() when its last one leaves.
-    virtual void subscribe(unsigned shard, std::string_view topic) = 0;
+    // session subscribes to `topic` and unsubscribe() when its last one leaves. `ready` runs on
+    // `shard` once messages published from then on reach this node: at once for the memory
+    // broker, when Redis confirms the SUBSCRIBE for the Redis broker (or reports itself down:
+    // the subscription is then restored on reconnect).
+    virtual void subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) = 0;
     virtual void unsubscribe(unsigned shard, std::string_view topic) = 0;
 
     // Publishes to a channel: assigns the next seq, encodes the message frame once and

@@ -77,14 +77,33 @@ void shard::remove_session(ws_session* s) {
     sessions_.pop_back();
 }
 
-void shard::subscribe(ws_session* s, const std::string& topic) {
+void shard::subscribe(ws_session* s, const std::string& topic, std::function<void()> ready) {
     auto& subscribers = topics_[topic].subscribers;
-    if (subscribers.empty()) {
-        owner_.broker().subscribe(index_, topic);
-        metrics_.topics.add(1);
-    }
+    const bool first = subscribers.empty();
     subscribers.push_back(s);
     if (!core::is_user_topic(topic)) metrics_.subscriptions.add(1);
+    if (first) {
+        metrics_.topics.add(1);
+        // Registered before asking the broker, which may answer inline.
+        auto& waiters = unconfirmed_[topic];
+        if (ready) waiters.push_back(std::move(ready));
+        owner_.broker().subscribe(index_, topic, [this, topic] { topic_ready(topic); });
+        return;
+    }
+    if (!ready) return;
+    if (auto it = unconfirmed_.find(topic); it != unconfirmed_.end()) {
+        it->second.push_back(std::move(ready));
+    } else {
+        ready();
+    }
+}
+
+void shard::topic_ready(const std::string& topic) {
+    auto it = unconfirmed_.find(topic);
+    if (it == unconfirmed_.end()) return;
+    auto waiters = std::move(it->second);
+    unconfirmed_.erase(it);
+    for (auto& ready : waiters) ready();
 }
 
 void shard::unsubscribe(ws_session* s, const std::string& topic) {

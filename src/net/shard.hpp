@@ -21,6 +21,7 @@
 #include <boost/json/monotonic_resource.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -61,8 +62,9 @@ public:
     void remove_session(ws_session* s);
     std::size_t session_count() const noexcept { return sessions_.size(); }
 
-    // Topic index. Returns false when the session already had that topic.
-    void subscribe(ws_session* s, const std::string& topic);
+    // Topic index. `ready` (may be empty) runs once the broker delivers the topic's messages
+    // to this node: at once if the topic is already live here, else when the broker says so.
+    void subscribe(ws_session* s, const std::string& topic, std::function<void()> ready = {});
     void unsubscribe(ws_session* s, const std::string& topic);
     void fanout(std::string_view topic, const core::frame_ptr& frame);
 
@@ -84,6 +86,7 @@ public:
 
 private:
     void request_flush();
+    void topic_ready(const std::string& topic);
     void flush_all();
     void seal_topics();
     void arm_tick();
@@ -112,6 +115,9 @@ private:
     };
     std::unordered_map<std::string, topic_entry, string_hash, std::equal_to<>> topics_;
     std::vector<std::string> dirty_topics_;  // topics with pending frames, in first-use order
+    // Topics whose broker subscription is not confirmed yet, with who waits for it. Only such
+    // topics have an entry, so settled topics cost nothing here.
+    std::unordered_map<std::string, std::vector<std::function<void()>>> unconfirmed_;
     std::vector<std::shared_ptr<ws_session>> flush_list_;
     bool flush_scheduled_ = false;
 

@@ -300,8 +300,12 @@ void ws_session::become_authenticated(std::string user_id) {
     spdlog::debug("ws auth session={} user={}", session_id(), user_id_);
 }
 
-bool ws_session::join_channel(const std::string& channel, const v1::command& cmd) {
-    if (std::find(channels_.begin(), channels_.end(), channel) != channels_.end()) return true;
+bool ws_session::join_channel(const std::string& channel, const v1::command& cmd,
+                              std::function<void()> ready) {
+    if (std::find(channels_.begin(), channels_.end(), channel) != channels_.end()) {
+        if (ready) ready();
+        return true;
+    }
     if (channels_.size() >= shard_.owner().settings().max_channels) {
         reply_error(cmd, core::error::too_many_channels,
                     "at most " + std::to_string(shard_.owner().settings().max_channels) +
@@ -309,7 +313,7 @@ bool ws_session::join_channel(const std::string& channel, const v1::command& cmd
         return false;
     }
     channels_.push_back(channel);
-    shard_.subscribe(this, channel);
+    shard_.subscribe(this, channel, std::move(ready));
     return true;
 }
 
@@ -330,8 +334,16 @@ void ws_session::handle_subscribe(v1::command& cmd) {
                     "at most " + std::to_string(limit) + " channels per connection");
         return;
     }
-    for (const auto& c : cmd.channels) join_channel(c, cmd);
-    reply(v1::subscribed(cmd.id, cmd.channels, true));
+    // "subscribed" goes out once every channel is live on this node, so a message published
+    // after the client reads it is delivered (with Redis: once Redis confirmed the SUBSCRIBE).
+    // One count per channel, plus one held until every join has been asked for.
+    auto remaining = std::make_shared<std::size_t>(cmd.channels.size() + 1);
+    auto one_ready = [self = shared_from_this(), remaining, id = cmd.id,
+                      channels = cmd.channels]() {
+        if (--*remaining == 0) self->reply(v1::subscribed(id, channels, true));
+    };
+    for (const auto& c : cmd.channels) join_channel(c, cmd, one_ready);
+    one_ready();
 }
 
 void ws_session::handle_unsubscribe(v1::command& cmd) {

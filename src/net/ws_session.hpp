@@ -80,7 +80,9 @@ private:
     void handle_unsubscribe(protocol::v1::command& cmd);
     void handle_publish(protocol::v1::command& cmd);
     void handle_direct(protocol::v1::command& cmd);
-    bool join_channel(const std::string& channel, const protocol::v1::command& cmd);
+    // `ready` runs once the channel's messages reach this node (see shard::subscribe).
+    bool join_channel(const std::string& channel, const protocol::v1::command& cmd,
+                      std::function<void()> ready = {});
     void become_authenticated(std::string user_id);
     void reply(core::frame_ptr frame);
     void reply_error(const protocol::v1::command& cmd, core::error code, std::string_view message);

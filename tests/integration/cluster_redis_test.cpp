@@ -2,6 +2,7 @@
 // and direct messages cross nodes, seq is shared by all nodes, and a Redis restart degrades the
 // nodes visibly and heals by itself.
 
+#include "support/delay_proxy.hpp"
 #include "support/frames.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
@@ -307,4 +308,27 @@ TEST(cluster, a_lone_node_on_the_embedded_broker_lists_itself) {
     const auto& nodes = r.at("nodes").as_array();
     ASSERT_EQ(nodes.size(), 1u);
     EXPECT_EQ(nodes[0].as_object().at("node_id").as_string(), "solo");
+}
+
+// "subscribed" is sent once the node's Redis subscription is confirmed, so a message published
+// right after it, from any node, arrives: no probing needed. n2 reaches Redis through a proxy
+// that holds its commands back 150 ms, so a "subscribed" sent before Redis had the SUBSCRIBE
+// would let alice's publish (from n1, straight to Redis) overtake it and be lost.
+TEST(cluster, after_subscribed_a_message_from_another_node_is_never_missed) {
+    redis_process redis;
+    delay_proxy slow_link(redis.port(), milliseconds{150});
+    auto n1 = start_node(redis, "n1");
+    auto n2 = std::make_unique<gateway_process>(std::vector<std::string>{
+        "--redis-url", "redis://127.0.0.1:" + std::to_string(slow_link.port()), "--node-id", "n2"});
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
+    auto alice = connect_user(*n1, "alice");
+    auto bob = connect_user(*n2, "bob");
+    for (int i = 0; i < 5; ++i) {
+        const std::string channel = "fresh:" + std::to_string(i);
+        bob.send_json(subscribe_frame(1000 + i, {channel}));
+        EXPECT_EQ(reply_to(bob, 1000 + i).at("type").as_string(), "subscribed");
+        alice.send_json(publish_frame(2000 + i, channel, json::value(i)));
+        EXPECT_EQ(reply_to(alice, 2000 + i).at("type").as_string(), "ack");
+        EXPECT_EQ(seq_of(bob, channel, json::value(i)), 1) << channel;
+    }
 }

@@ -19,15 +19,18 @@ memory_broker::stripe& memory_broker::stripe_for(std::string_view topic) noexcep
     return stripes_[string_hash{}(topic) % stripe_count];
 }
 
-void memory_broker::subscribe(unsigned shard, std::string_view topic) {
-    auto& s = stripe_for(topic);
-    std::lock_guard lock(s.mutex);
-    auto it = s.topics.find(topic);
-    if (it == s.topics.end()) {
-        it = s.topics.emplace(std::string(topic), topic_state{}).first;
-        if (!core::is_user_topic(topic)) channels_.fetch_add(1, std::memory_order_relaxed);
+void memory_broker::subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) {
+    {
+        auto& s = stripe_for(topic);
+        std::lock_guard lock(s.mutex);
+        auto it = s.topics.find(topic);
+        if (it == s.topics.end()) {
+            it = s.topics.emplace(std::string(topic), topic_state{}).first;
+            if (!core::is_user_topic(topic)) channels_.fetch_add(1, std::memory_order_relaxed);
+        }
+        it->second.shard_mask |= std::uint64_t{1} << shard;
     }
-    it->second.shard_mask |= std::uint64_t{1} << shard;
+    if (ready) ready();  // the stripe is updated: the next publish reaches this shard
 }
 
 void memory_broker::unsubscribe(unsigned shard, std::string_view topic) {

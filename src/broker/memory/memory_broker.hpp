@@ -21,7 +21,7 @@ public:
     static constexpr unsigned max_shards = 64;
 
     void start(core::local_delivery& delivery) override;
-    void subscribe(unsigned shard, std::string_view topic) override;
+    void subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) override;
     void unsubscribe(unsigned shard, std::string_view topic) override;
     void publish(unsigned shard, const core::publication& message,
                  core::publish_handler done) override;

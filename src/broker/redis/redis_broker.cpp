@@ -238,25 +238,50 @@ std::optional<std::string> redis_broker::topic_of(std::string_view redis_channel
     return std::nullopt;
 }
 
-void redis_broker::subscribe(unsigned shard, std::string_view topic) {
-    boost::asio::post(home_, [this, shard, topic = std::string(topic)] {
+void redis_broker::subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) {
+    on_home([this, shard, topic = std::string(topic), ready = std::move(ready)]() mutable {
         auto& state = topics_[topic];
         const bool first = state.shard_mask == 0;
         state.shard_mask |= std::uint64_t{1} << shard;
-        if (!first) return;
+        if (!first) {
+            if (!ready) return;
+            if (state.confirmed) {
+                complete_on(shard, std::move(ready));
+            } else {
+                state.waiters.emplace_back(shard, std::move(ready));
+            }
+            return;
+        }
         if (!core::is_user_topic(topic)) channels_.fetch_add(1, std::memory_order_relaxed);
-        // While Redis is down this fails; on_subscriber_connected() resubscribes everything.
-        subscriber_->command({"SUBSCRIBE", redis_channel(topic)});
+        if (ready) state.waiters.emplace_back(shard, std::move(ready));
+        // While Redis is down this fails at once: the waiters go on (degraded, visible in
+        // /health), and on_subscriber_connected() subscribes again.
+        subscriber_->command({"SUBSCRIBE", redis_channel(topic)},
+                             [this, topic](const reply&) { topic_confirmed(topic); });
     });
 }
 
+void redis_broker::topic_confirmed(const std::string& topic) {
+    auto it = topics_.find(topic);
+    if (it == topics_.end()) return;
+    it->second.confirmed = true;
+    auto waiters = std::move(it->second.waiters);
+    it->second.waiters.clear();
+    for (auto& [shard, ready] : waiters) complete_on(shard, std::move(ready));
+}
+
 void redis_broker::unsubscribe(unsigned shard, std::string_view topic) {
-    boost::asio::post(home_, [this, shard, topic = std::string(topic)] {
+    // Same route as subscribe() (inline on the home shard, posted from the others), so one
+    // shard's subscribe and unsubscribe of a topic reach the home thread in their order.
+    on_home([this, shard, topic = std::string(topic)] {
         auto it = topics_.find(topic);
         if (it == topics_.end()) return;
         it->second.shard_mask &= ~(std::uint64_t{1} << shard);
         if (it->second.shard_mask != 0) return;
+        // Nobody may wait forever for a topic that goes away before Redis answered.
+        auto waiters = std::move(it->second.waiters);
         topics_.erase(it);
+        for (auto& [waiting_shard, ready] : waiters) complete_on(waiting_shard, std::move(ready));
         if (!core::is_user_topic(topic)) channels_.fetch_sub(1, std::memory_order_relaxed);
         subscriber_->command({"UNSUBSCRIBE", redis_channel(topic)});
     });

@@ -54,7 +54,7 @@ public:
     ~redis_broker() override;
 
     void start(core::local_delivery& delivery) override;
-    void subscribe(unsigned shard, std::string_view topic) override;
+    void subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) override;
     void unsubscribe(unsigned shard, std::string_view topic) override;
     void publish(unsigned shard, const core::publication& message,
                  core::publish_handler done) override;
@@ -71,6 +71,8 @@ public:
 private:
     struct topic_state {
         std::uint64_t shard_mask = 0;
+        bool confirmed = false;  // Redis answered the SUBSCRIBE (or reported itself down)
+        std::vector<std::pair<unsigned, std::function<void()>>> waiters;  // until confirmed
     };
 
     // On the home thread only.
@@ -81,6 +83,8 @@ private:
     // The core topic of a Redis channel name, or nullopt if it is not one of ours.
     std::optional<std::string> topic_of(std::string_view redis_channel) const;
     void deliver(std::string_view topic, std::string_view json);
+    // The SUBSCRIBE of `topic` was answered: wake every shard waiting for it.
+    void topic_confirmed(const std::string& topic);
     // Runs `task` on the home thread: inline when already there, else posted.
     template <class Task>
     void on_home(Task&& task);

@@ -113,7 +113,7 @@ TEST(memory_broker, publish_delivers_the_documented_message_frame) {
     recording_delivery delivery(2);
     memory_broker broker;
     broker.start(delivery);
-    broker.subscribe(1, "room:1");
+    broker.subscribe(1, "room:1", {});
     EXPECT_EQ(publish(broker, "room:1", R"({"text":"hi"})", "alice"), 1u);
     const auto records = delivery.records();
     ASSERT_EQ(records.size(), 1u);
@@ -136,8 +136,8 @@ TEST(memory_broker, seq_increases_by_one_per_channel_and_independently) {
     recording_delivery delivery(1);
     memory_broker broker;
     broker.start(delivery);
-    broker.subscribe(0, "a");
-    broker.subscribe(0, "b");
+    broker.subscribe(0, "a", {});
+    broker.subscribe(0, "b", {});
     EXPECT_EQ(publish(broker, "a"), 1u);
     EXPECT_EQ(publish(broker, "a"), 2u);
     EXPECT_EQ(publish(broker, "b"), 1u);
@@ -155,8 +155,8 @@ TEST(memory_broker, delivers_only_to_subscribed_shards_sharing_one_frame) {
     recording_delivery delivery(64);
     memory_broker broker;
     broker.start(delivery);
-    for (unsigned shard : {0u, 5u, 63u}) broker.subscribe(shard, "room");
-    broker.subscribe(7, "other");
+    for (unsigned shard : {0u, 5u, 63u}) broker.subscribe(shard, "room", {});
+    broker.subscribe(7, "other", {});
     publish(broker, "room");
     const auto records = delivery.records();
     EXPECT_EQ(shards_of(records), (std::vector<unsigned>{0, 5, 63}));
@@ -170,8 +170,8 @@ TEST(memory_broker, subscribing_twice_from_one_shard_delivers_once) {
     recording_delivery delivery(2);
     memory_broker broker;
     broker.start(delivery);
-    broker.subscribe(1, "room");
-    broker.subscribe(1, "room");
+    broker.subscribe(1, "room", {});
+    broker.subscribe(1, "room", {});
     publish(broker, "room");
     EXPECT_EQ(shards_of(delivery.records()), (std::vector<unsigned>{1}));
     EXPECT_EQ(broker.channel_count(), 1u);
@@ -181,8 +181,8 @@ TEST(memory_broker, unsubscribe_of_one_shard_keeps_the_others) {
     recording_delivery delivery(4);
     memory_broker broker;
     broker.start(delivery);
-    broker.subscribe(1, "room");
-    broker.subscribe(3, "room");
+    broker.subscribe(1, "room", {});
+    broker.subscribe(3, "room", {});
     EXPECT_EQ(publish(broker, "room"), 1u);
     broker.unsubscribe(1, "room");
     delivery.clear();
@@ -196,9 +196,9 @@ TEST(memory_broker, last_unsubscribe_removes_the_channel_and_seq_restarts) {
     memory_broker broker;
     broker.start(delivery);
     EXPECT_EQ(broker.channel_count(), 0u);
-    broker.subscribe(0, "room");
-    broker.subscribe(1, "room");
-    broker.subscribe(0, "lobby");
+    broker.subscribe(0, "room", {});
+    broker.subscribe(1, "room", {});
+    broker.subscribe(0, "lobby", {});
     EXPECT_EQ(broker.channel_count(), 2u);
     EXPECT_EQ(publish(broker, "room"), 1u);
     EXPECT_EQ(publish(broker, "room"), 2u);
@@ -207,7 +207,7 @@ TEST(memory_broker, last_unsubscribe_removes_the_channel_and_seq_restarts) {
     broker.unsubscribe(1, "room");
     EXPECT_EQ(broker.channel_count(), 1u);
     delivery.clear();
-    broker.subscribe(1, "room");
+    broker.subscribe(1, "room", {});
     EXPECT_EQ(broker.channel_count(), 2u);
     EXPECT_EQ(publish(broker, "room"), 1u);
     const auto records = delivery.records();
@@ -221,7 +221,7 @@ TEST(memory_broker, unsubscribe_of_unknown_topic_or_shard_changes_nothing) {
     broker.start(delivery);
     broker.unsubscribe(0, "never");
     EXPECT_EQ(broker.channel_count(), 0u);
-    broker.subscribe(2, "room");
+    broker.subscribe(2, "room", {});
     broker.unsubscribe(1, "room");  // shard 1 never subscribed
     EXPECT_EQ(broker.channel_count(), 1u);
     publish(broker, "room");
@@ -234,10 +234,10 @@ TEST(memory_broker, user_topics_are_not_channels) {
     broker.start(delivery);
     const std::string bob = core::user_topic("bob");
     EXPECT_TRUE(core::is_user_topic(bob));
-    broker.subscribe(0, bob);
-    broker.subscribe(1, bob);
+    broker.subscribe(0, bob, {});
+    broker.subscribe(1, bob, {});
     EXPECT_EQ(broker.channel_count(), 0u);
-    broker.subscribe(0, "room");
+    broker.subscribe(0, "room", {});
     EXPECT_EQ(broker.channel_count(), 1u);
     broker.unsubscribe(0, bob);
     broker.unsubscribe(1, bob);
@@ -264,9 +264,9 @@ TEST(memory_broker, send_delivers_the_same_frame_to_each_subscribed_shard) {
     memory_broker broker;
     broker.start(delivery);
     const std::string bob = core::user_topic("bob");
-    broker.subscribe(1, bob);
-    broker.subscribe(3, bob);
-    broker.subscribe(2, core::user_topic("carol"));
+    broker.subscribe(1, bob, {});
+    broker.subscribe(3, bob, {});
+    broker.subscribe(2, core::user_topic("carol"), {});
     auto frame = std::make_shared<core::wire_frame>();
     frame->storage = rfc::make_frame(rfc::opcode::text, R"({"type":"direct"})");
     std::optional<boost::system::error_code> result;
@@ -292,7 +292,7 @@ TEST(memory_broker, publish_without_subscribers_acks_and_delivers_nothing) {
     recording_delivery delivery(2);
     memory_broker broker;
     broker.start(delivery);
-    broker.subscribe(0, "other");
+    broker.subscribe(0, "other", {});
     EXPECT_EQ(publish(broker, "empty"), 1u);
     EXPECT_EQ(publish(broker, "empty"), 1u);
     EXPECT_TRUE(delivery.records().empty());
@@ -306,8 +306,8 @@ TEST(memory_broker, concurrent_publishers_get_unique_seqs_in_order_per_shard) {
     recording_delivery delivery(shards);
     memory_broker broker;
     broker.start(delivery);
-    for (unsigned s = 0; s < shards; ++s) broker.subscribe(s, "hot");
-    broker.subscribe(2, "cold");
+    for (unsigned s = 0; s < shards; ++s) broker.subscribe(s, "hot", {});
+    broker.subscribe(2, "cold", {});
 
     std::mutex acks_mutex;
     std::vector<std::uint64_t> acks;
@@ -351,4 +351,19 @@ TEST(memory_broker, concurrent_publishers_get_unique_seqs_in_order_per_shard) {
         EXPECT_EQ(seen[s].size(), total) << "shard " << s;
         EXPECT_EQ(last[s], total) << "shard " << s;
     }
+}
+
+TEST(memory_broker, subscribe_is_ready_at_once_and_the_next_publish_reaches_the_shard) {
+    recording_delivery delivery(2);
+    memory_broker broker;
+    broker.start(delivery);
+    bool ready = false;
+    broker.subscribe(1, "room:ready", [&] {
+        ready = true;
+        // Ready means a publish issued now reaches the shard.
+        broker.publish(0, {"room:ready", "alice", "1"}, [](auto) {});
+    });
+    EXPECT_TRUE(ready);
+    ASSERT_EQ(delivery.records().size(), 1u);
+    EXPECT_EQ(delivery.records()[0].shard, 1u);
 }
