@@ -279,24 +279,26 @@ void ws_session::handle_auth(v1::command& cmd) {
                         identity.error().message());
             return;
         }
-        become_authenticated(std::move(identity->user_id));
-    } else {
-        if (cmd.user_id.empty()) {
-            reply_error(cmd, core::error::missing_field,
-                        "development mode: auth needs payload.user_id");
-            return;
-        }
-        become_authenticated(std::move(cmd.user_id));
+        cmd.user_id = std::move(identity->user_id);
+    } else if (cmd.user_id.empty()) {
+        reply_error(cmd, core::error::missing_field,
+                    "development mode: auth needs payload.user_id");
+        return;
     }
-    reply(cmd.kind == command_kind::register_user
-              ? v1::registered()
-              : v1::auth_success(cmd.id, user_id_, session_id()));
+    // The reply waits until the user's topic is live across the cluster, so a direct message
+    // sent to this user after the client reads it cannot miss this connection.
+    const bool seed_style = cmd.kind == command_kind::register_user;
+    become_authenticated(
+        std::move(cmd.user_id), [self = shared_from_this(), id = std::move(cmd.id), seed_style] {
+            self->reply(seed_style ? v1::registered()
+                                   : v1::auth_success(id, self->user_id_, self->session_id()));
+        });
 }
 
-void ws_session::become_authenticated(std::string user_id) {
+void ws_session::become_authenticated(std::string user_id, std::function<void()> ready) {
     authenticated_ = true;
     user_id_ = std::move(user_id);
-    shard_.subscribe(this, core::user_topic(user_id_));
+    shard_.subscribe(this, core::user_topic(user_id_), std::move(ready));
     spdlog::debug("ws auth session={} user={}", session_id(), user_id_);
 }
 

@@ -83,7 +83,8 @@ private:
     // `ready` runs once the channel's messages reach this node (see shard::subscribe).
     bool join_channel(const std::string& channel, const protocol::v1::command& cmd,
                       std::function<void()> ready = {});
-    void become_authenticated(std::string user_id);
+    // `ready` runs once direct messages to the user reach this node (see shard::subscribe).
+    void become_authenticated(std::string user_id, std::function<void()> ready = {});
     void reply(core::frame_ptr frame);
     void reply_error(const protocol::v1::command& cmd, core::error code, std::string_view message);
 

@@ -332,3 +332,26 @@ TEST(cluster, after_subscribed_a_message_from_another_node_is_never_missed) {
         EXPECT_EQ(seq_of(bob, channel, json::value(i)), 1) << channel;
     }
 }
+
+// auth.success is sent once the user's own channel is live across the cluster, so a direct
+// message sent to that user right after it is delivered, even when the user's node reaches
+// Redis through a slow link.
+TEST(cluster, after_auth_success_direct_messages_reach_the_new_connection) {
+    redis_process redis;
+    delay_proxy slow_link(redis.port(), milliseconds{150});
+    auto n1 = start_node(redis, "n1");
+    auto n2 = std::make_unique<gateway_process>(std::vector<std::string>{
+        "--redis-url", "redis://127.0.0.1:" + std::to_string(slow_link.port()), "--node-id", "n2"});
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
+    auto alice = connect_user(*n1, "alice");
+    for (int i = 0; i < 3; ++i) {
+        const std::string user = "bob" + std::to_string(i);
+        ws_client bob;
+        bob.connect(n2->port(), "/ws");
+        bob.send_json(auth_user_frame(1, user));
+        EXPECT_EQ(reply_to(bob, 1).at("type").as_string(), "auth.success");
+        alice.send_json(direct_frame(3000 + i, user, json::string("right away")));
+        EXPECT_EQ(reply_to(alice, 3000 + i).at("type").as_string(), "ack");
+        bob.expect_json("direct");
+    }
+}
