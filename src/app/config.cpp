@@ -146,6 +146,12 @@ parse_outcome parse_config(int argc, char** argv) {
         ->envname("PRESENCE_TTL_SECONDS")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--presence-prefixes", s.presence_prefixes,
+                   "Channel name prefixes that keep presence (members, join/leave), comma "
+                   "separated; * for all")
+        ->envname("PRESENCE_PREFIXES")
+        ->delimiter(',')
+        ->capture_default_str();
     app.add_option("--redis-prefix", cfg.redis_prefix, "Prefix of every Redis key and channel")
         ->envname("REDIS_PREFIX")
         ->capture_default_str();

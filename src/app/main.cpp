@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
             wsgate::broker::redis::broker_settings redis;
             redis.where = *cfg.redis;
             redis.prefix = cfg.redis_prefix;
+            redis.node_id = cfg.server.node_id;
             redis.heartbeat_interval = cfg.presence_refresh;
             redis.node_ttl = cfg.presence_ttl;
             // Redis I/O runs on shard 0's event loop, like any other connection of that shard.

@@ -48,8 +48,14 @@ struct publish_receipt {
     std::uint64_t seq = 0;
 };
 
+struct presence_member {
+    std::string user_id;
+    std::uint64_t connections = 0;  // across the cluster
+};
+
 using publish_handler = std::function<void(result<publish_receipt>)>;
 using send_handler = std::function<void(boost::system::error_code)>;
+using presence_handler = std::function<void(result<std::vector<presence_member>>)>;
 
 class broker {
 public:
@@ -74,6 +80,15 @@ public:
     // none. Used for direct messages to a user's topic. `done` runs on `shard`.
     virtual void send(unsigned shard, std::string_view topic, frame_ptr frame,
                       send_handler done) = 0;
+
+    // Channel presence. `shard` now has `connections` connections of `user` subscribed to
+    // `channel` (0: none left). The broker keeps cluster-wide counts and sends every subscriber
+    // of the channel {"type":"join"} when a user's count leaves 0 and {"type":"leave"} when it
+    // returns to 0. Calls are absolute, so repeating one changes nothing.
+    virtual void set_presence(unsigned shard, std::string_view channel, std::string_view user,
+                              std::uint64_t connections) = 0;
+    // Who is in `channel` across the cluster; `done` runs on `shard`.
+    virtual void presence(unsigned shard, std::string_view channel, presence_handler done) = 0;
 
     // Channels (not user topics) with at least one subscriber, as the broker sees them.
     virtual std::size_t channel_count() const = 0;

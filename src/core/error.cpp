@@ -44,6 +44,8 @@ std::string_view wire_code(error e) noexcept {
             return "binary_not_supported";
         case error::broker_unavailable:
             return "broker_unavailable";
+        case error::presence_disabled:
+            return "presence_disabled";
         case error::internal_error:
             return "internal_error";
     }
@@ -96,6 +98,8 @@ public:
                 return "binary frames are not supported on /ws";
             case error::broker_unavailable:
                 return "the message broker is unreachable; the message was not accepted";
+            case error::presence_disabled:
+                return "presence is not kept for this channel (--presence-prefixes)";
             case error::internal_error:
                 return "internal error";
         }

@@ -31,6 +31,7 @@ enum class error {
     user_offline,
     binary_not_supported,
     broker_unavailable,
+    presence_disabled,
     internal_error,
 };
 

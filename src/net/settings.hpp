@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace wsgate::net {
 
@@ -25,6 +27,16 @@ struct server_settings {
     std::size_t max_channels = 100;
     std::size_t max_connections = 100'000;
     std::size_t max_outbound_bytes = 1 << 20;
+
+    // Channels whose presence is kept (members, join/leave): name prefixes; "*" means all.
+    std::vector<std::string> presence_prefixes;  // none by default: presence is opt-in
+
+    bool presence_enabled(std::string_view channel) const {
+        for (const auto& prefix : presence_prefixes) {
+            if (prefix == "*" || channel.starts_with(prefix)) return true;
+        }
+        return false;
+    }
 
     bool echo = false;
     std::size_t echo_max_message_size = 16 << 20;

@@ -123,6 +123,25 @@ void shard::unsubscribe(ws_session* s, const std::string& topic) {
     }
 }
 
+void shard::presence_joined(const std::string& channel, const std::string& user) {
+    std::string key = channel;
+    key.push_back('\0');
+    key.append(user);
+    const auto count = ++presence_counts_[key];
+    owner_.broker().set_presence(index_, channel, user, count);
+}
+
+void shard::presence_left(const std::string& channel, const std::string& user) {
+    std::string key = channel;
+    key.push_back('\0');
+    key.append(user);
+    auto it = presence_counts_.find(key);
+    if (it == presence_counts_.end()) return;
+    const auto count = --it->second;
+    if (count == 0) presence_counts_.erase(it);
+    owner_.broker().set_presence(index_, channel, user, count);
+}
+
 void shard::fanout(std::string_view topic, const core::frame_ptr& frame) {
     auto it = topics_.find(topic);
     if (it == topics_.end()) return;

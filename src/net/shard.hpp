@@ -68,6 +68,11 @@ public:
     void unsubscribe(ws_session* s, const std::string& topic);
     void fanout(std::string_view topic, const core::frame_ptr& frame);
 
+    // Channel presence: one more / one fewer connection of `user` in `channel` on this shard;
+    // the broker is told the shard's new count.
+    void presence_joined(const std::string& channel, const std::string& user);
+    void presence_left(const std::string& channel, const std::string& user);
+
     // Adds a session with queued frames to this turn's flush.
     void schedule_flush(std::shared_ptr<ws_session> s);
 
@@ -118,6 +123,9 @@ private:
     // Topics whose broker subscription is not confirmed yet, with who waits for it. Only such
     // topics have an entry, so settled topics cost nothing here.
     std::unordered_map<std::string, std::vector<std::function<void()>>> unconfirmed_;
+    // Connections per (channel, user) on this shard, for channels with presence; the key is
+    // channel + '\0' + user.
+    std::unordered_map<std::string, std::uint64_t> presence_counts_;
     std::vector<std::shared_ptr<ws_session>> flush_list_;
     bool flush_scheduled_ = false;
 

@@ -251,6 +251,9 @@ void ws_session::handle_command(v1::command& cmd) {
         case command_kind::legacy_direct:
             handle_direct(cmd);
             break;
+        case command_kind::presence:
+            handle_presence(cmd);
+            break;
         default:
             break;
     }
@@ -316,6 +319,9 @@ bool ws_session::join_channel(const std::string& channel, const v1::command& cmd
     }
     channels_.push_back(channel);
     shard_.subscribe(this, channel, std::move(ready));
+    if (shard_.owner().settings().presence_enabled(channel)) {
+        shard_.presence_joined(channel, user_id_);
+    }
     return true;
 }
 
@@ -354,7 +360,7 @@ void ws_session::handle_unsubscribe(v1::command& cmd) {
         if (it == channels_.end()) continue;
         *it = std::move(channels_.back());
         channels_.pop_back();
-        shard_.unsubscribe(this, c);
+        leave_channel(c);
     }
     reply(v1::subscribed(cmd.id, cmd.channels, false));
 }
@@ -404,6 +410,34 @@ void ws_session::handle_direct(v1::command& cmd) {
                 return;
             }
             if (!legacy) self->reply(v1::direct_ack(id, to));
+        });
+}
+
+void ws_session::leave_channel(const std::string& channel) {
+    shard_.unsubscribe(this, channel);
+    if (shard_.owner().settings().presence_enabled(channel)) {
+        shard_.presence_left(channel, user_id_);
+    }
+}
+
+void ws_session::handle_presence(v1::command& cmd) {
+    if (!shard_.owner().settings().presence_enabled(cmd.channel)) {
+        reply_error(cmd, core::error::presence_disabled,
+                    core::make_error_code(core::error::presence_disabled).message());
+        return;
+    }
+    shard_.owner().broker().presence(
+        shard_.index(), cmd.channel,
+        [self = shared_from_this(), id = std::move(cmd.id),
+         channel = cmd.channel](core::result<std::vector<core::presence_member>> r) {
+            if (!r) {
+                v1::command origin;
+                origin.id = id;
+                self->reply_error(origin, static_cast<core::error>(r.error().value()),
+                                  r.error().message());
+                return;
+            }
+            self->reply(v1::presence_reply(id, channel, *r));
         });
 }
 
@@ -573,7 +607,7 @@ std::string ws_session::session_id() const {
 void ws_session::destroy(std::string_view why) {
     if (state_ == state::closed) return;
     state_ = state::closed;
-    for (const auto& c : channels_) shard_.unsubscribe(this, c);
+    for (const auto& c : channels_) leave_channel(c);
     channels_.clear();
     if (authenticated_) shard_.unsubscribe(this, core::user_topic(user_id_));
     shard_.remove_session(this);

@@ -80,6 +80,10 @@ private:
     void handle_unsubscribe(protocol::v1::command& cmd);
     void handle_publish(protocol::v1::command& cmd);
     void handle_direct(protocol::v1::command& cmd);
+    void handle_presence(protocol::v1::command& cmd);
+    // Leaves a channel: the topic index first, then presence (so a leave is not sent to the
+    // connection that leaves).
+    void leave_channel(const std::string& channel);
     // `ready` runs once the channel's messages reach this node (see shard::subscribe).
     bool join_channel(const std::string& channel, const protocol::v1::command& cmd,
                       std::function<void()> ready = {});

@@ -101,6 +101,11 @@ void check_ok(std::string_view text, const v1::command& cmd) {
         case k::ping:
             check_frame_is_json(v1::pong(cmd.id));
             break;
+        case k::presence:
+            WSGATE_FUZZ_CHECK(core::is_valid_channel_name(cmd.channel));
+            check_frame_is_json(v1::presence_reply(cmd.id, cmd.channel, {{"user", 2}}));
+            check_frame_is_json(v1::text_frame(v1::presence_event_json(true, cmd.channel, "u")));
+            break;
     }
     const bool legacy_kind = cmd.kind == k::legacy_publish || cmd.kind == k::legacy_text ||
                              cmd.kind == k::legacy_direct || cmd.kind == k::register_user;

@@ -355,3 +355,44 @@ TEST(cluster, after_auth_success_direct_messages_reach_the_new_connection) {
         bob.expect_json("direct");
     }
 }
+
+TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
+    redis_process redis;
+    const std::vector<std::string> opts{"--presence-prefixes", "room:", "--presence-refresh", "0.1",
+                                        "--presence-ttl",      "0.5"};
+    auto n1 = start_node(redis, "n1", opts);
+    auto n2 = start_node(redis, "n2", opts);
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
+    auto alice = connect_user(*n1, "alice");
+    auto bob = connect_user(*n2, "bob");
+    alice.send_json(subscribe_frame(1, {"room:p"}));
+    EXPECT_EQ(reply_to(alice, 1).at("type").as_string(), "subscribed");
+    bob.send_json(subscribe_frame(1, {"room:p"}));
+    EXPECT_EQ(reply_to(bob, 1).at("type").as_string(), "subscribed");
+    // bob joined on n2; alice on n1 hears it through Redis.
+    alice.expect_json("join", milliseconds{5000}, [](const json::object& f) {
+        return payload_of(f).at("user_id").as_string() == "bob";
+    });
+
+    auto members_seen_by = [&](ws_client& c, int id) {
+        c.send_json(make_frame("presence", id, {{"channel", "room:p"}}));
+        std::map<std::string, std::int64_t> out;
+        const auto reply = reply_to(c, id);
+        for (const auto& m : payload_of(reply).at("members").as_array()) {
+            out[std::string(m.as_object().at("user_id").as_string())] =
+                as_int(m.as_object().at("connections"));
+        }
+        return out;
+    };
+    const std::map<std::string, std::int64_t> both{{"alice", 1}, {"bob", 1}};
+    EXPECT_EQ(members_seen_by(alice, 10), both);
+    EXPECT_EQ(members_seen_by(bob, 10), both);
+
+    // n2 dies without a word: the others' heartbeats drop it after its TTL, bob leaves.
+    n2->send_signal(SIGKILL);
+    ASSERT_TRUE(n2->wait_exit(milliseconds{5000}).has_value());
+    alice.expect_json("leave", milliseconds{5000}, [](const json::object& f) {
+        return payload_of(f).at("user_id").as_string() == "bob";
+    });
+    EXPECT_EQ(members_seen_by(alice, 11), (std::map<std::string, std::int64_t>{{"alice", 1}}));
+}

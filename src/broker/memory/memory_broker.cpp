@@ -91,6 +91,48 @@ void memory_broker::send(unsigned, std::string_view topic, core::frame_ptr frame
     done({});
 }
 
+void memory_broker::set_presence(unsigned shard, std::string_view channel, std::string_view user,
+                                 std::uint64_t connections) {
+    auto& s = stripe_for(channel);
+    std::lock_guard lock(s.mutex);
+    auto& members = s.presence[std::string(channel)];
+    auto it = members.find(user);
+    if (it == members.end()) {
+        if (connections == 0) {
+            if (members.empty()) s.presence.erase(std::string(channel));
+            return;
+        }
+        it = members.emplace(std::string(user), user_presence{}).first;
+    }
+    auto& p = it->second;
+    const std::uint64_t before = p.total;
+    auto& mine = p.by_shard[shard];
+    p.total = p.total - mine + connections;
+    mine = connections;
+    if (connections == 0) p.by_shard.erase(shard);
+    const bool joined = before == 0 && p.total > 0;
+    const bool left = before > 0 && p.total == 0;
+    if (p.total == 0) members.erase(it);
+    if (members.empty()) s.presence.erase(std::string(channel));
+    if (!joined && !left) return;
+    auto topic = s.topics.find(channel);
+    if (topic == s.topics.end()) return;  // nobody left to tell
+    deliver_all(topic->second.shard_mask, channel,
+                protocol::v1::text_frame(protocol::v1::presence_event_json(joined, channel, user)));
+}
+
+void memory_broker::presence(unsigned, std::string_view channel, core::presence_handler done) {
+    std::vector<core::presence_member> members;
+    {
+        auto& s = stripe_for(channel);
+        std::lock_guard lock(s.mutex);
+        if (auto it = s.presence.find(channel); it != s.presence.end()) {
+            for (const auto& [user, p] : it->second) members.push_back({user, p.total});
+        }
+    }
+    done(std::move(members));
+}
+
 std::size_t memory_broker::channel_count() const {
     return channels_.load(std::memory_order_relaxed);
 }

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -27,6 +28,9 @@ public:
                  core::publish_handler done) override;
     void send(unsigned shard, std::string_view topic, core::frame_ptr frame,
               core::send_handler done) override;
+    void set_presence(unsigned shard, std::string_view channel, std::string_view user,
+                      std::uint64_t connections) override;
+    void presence(unsigned shard, std::string_view channel, core::presence_handler done) override;
     std::size_t channel_count() const override;
     std::string_view kind() const noexcept override { return "memory"; }
     bool available() const noexcept override { return true; }
@@ -44,9 +48,17 @@ private:
         }
     };
 
+    struct user_presence {
+        std::uint64_t total = 0;
+        std::map<unsigned, std::uint64_t> by_shard;
+    };
+    using channel_presence = std::map<std::string, user_presence, std::less<>>;
+
     struct alignas(64) stripe {
         std::mutex mutex;
         std::unordered_map<std::string, topic_state, string_hash, std::equal_to<>> topics;
+        // Kept apart from `topics`: a leave is announced after the leaver unsubscribed.
+        std::unordered_map<std::string, channel_presence, string_hash, std::equal_to<>> presence;
     };
 
     static constexpr std::size_t stripe_count = 64;

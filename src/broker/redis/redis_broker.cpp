@@ -24,10 +24,67 @@ redis.call('PUBLISH', ARGV[4], ARGV[1] .. seq .. ARGV[2])
 return seq
 )lua";
 
+// Presence keys, under the prefix P: P pu:<channel> hash user -> connections in the cluster;
+// P pn:<channel> hash "<node>|<user>" -> connections on that node; P pnode:<node> set of the
+// channels where the node has entries. forget_node() removes a node's entries, lowers the
+// totals and announces users who are gone as leaves.
+constexpr std::string_view forget_node_lua = R"lua(
+local function forget_node(prefix, id)
+  local set_key = prefix .. 'pnode:' .. id
+  local mark = id .. '|'
+  for _, ch in ipairs(redis.call('SMEMBERS', set_key)) do
+    local nodes_key = prefix .. 'pn:' .. ch
+    local users_key = prefix .. 'pu:' .. ch
+    local entries = redis.call('HGETALL', nodes_key)
+    for i = 1, #entries, 2 do
+      if string.sub(entries[i], 1, #mark) == mark then
+        local user = string.sub(entries[i], #mark + 1)
+        redis.call('HDEL', nodes_key, entries[i])
+        local left = redis.call('HINCRBY', users_key, user, -tonumber(entries[i + 1]))
+        if left <= 0 then
+          redis.call('HDEL', users_key, user)
+          redis.call('PUBLISH', prefix .. 'ch:' .. ch,
+            '{"type":"leave","payload":{"channel":' .. cjson.encode(ch) ..
+            ',"user_id":' .. cjson.encode(user) .. '}}')
+        end
+      end
+    end
+  end
+  redis.call('DEL', set_key)
+end
+)lua";
+
+// KEYS: P pu:<channel>, P pn:<channel>, P pnode:<node>. ARGV: user, "<node>|<user>", count,
+// channel, pub/sub channel, join JSON, leave JSON. Sets the node's count (absolute, so a
+// repeat changes nothing) and announces a join or leave when the cluster total crosses zero.
+constexpr std::string_view presence_script = R"lua(
+local old = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local new = tonumber(ARGV[3])
+if new == old then return 0 end
+if new == 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+else
+  redis.call('HSET', KEYS[2], ARGV[2], new)
+  redis.call('SADD', KEYS[3], ARGV[4])
+end
+local before = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local after = before + new - old
+if after <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], after) end
+if before <= 0 and after > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+if before > 0 and after <= 0 then redis.call('PUBLISH', ARGV[5], ARGV[7]) end
+return 1
+)lua";
+
+// ARGV: prefix, node id. Forgets everything an earlier run of this node left behind.
+const std::string reset_script = std::string(forget_node_lua) + R"lua(
+forget_node(ARGV[1], ARGV[2])
+return 1
+)lua";
+
 // KEYS[1] zset node id -> last beat (ms, Redis clock), KEYS[2] hash node id -> info JSON.
-// ARGV: node id, info JSON, ttl ms. Registers this node, removes nodes silent for longer than
-// the ttl, and returns the live ones as info, last beat, info, last beat, ...
-constexpr std::string_view heartbeat_script = R"lua(
+// ARGV: node id, info JSON, ttl ms, prefix. Registers this node, removes nodes silent for
+// longer than the ttl (and their presence), and returns the live ones as info, last beat, ...
+const std::string heartbeat_script = std::string(forget_node_lua) + R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -36,6 +93,7 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]
 for _, id in ipairs(dead) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  forget_node(ARGV[4], id)
 end
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
@@ -71,6 +129,8 @@ redis_broker::redis_broker(boost::asio::io_context& home, broker_settings settin
       settings_(std::move(settings)),
       script_sha_(sha1_hex(publish_script)),
       heartbeat_sha_(sha1_hex(heartbeat_script)),
+      presence_sha_(sha1_hex(presence_script)),
+      reset_sha_(sha1_hex(reset_script)),
       heartbeat_timer_(home) {}
 
 template <class Task>
@@ -133,7 +193,8 @@ void redis_broker::heartbeat() {
                                   settings_.prefix + "node-info",
                                   std::string(parsed.at("node_id").as_string()),
                                   info,
-                                  std::to_string(settings_.node_ttl.count())};
+                                  std::to_string(settings_.node_ttl.count()),
+                                  settings_.prefix};
     run_script(heartbeat_script, heartbeat_sha_, std::move(argv), [this](const reply& r) {
         if (r.type != reply::kind::array) {
             spdlog::warn("broker: heartbeat failed: {}", r.str);
@@ -151,6 +212,78 @@ void redis_broker::heartbeat() {
         }
         std::lock_guard lock(nodes_mutex_);
         nodes_ = std::move(nodes);
+    });
+}
+
+void redis_broker::set_presence(unsigned shard, std::string_view channel, std::string_view user,
+                                std::uint64_t connections) {
+    on_home([this, shard, channel = std::string(channel), user = std::string(user), connections] {
+        auto key = std::make_pair(channel, user);
+        auto& by_shard = presence_[key];
+        if (connections == 0) {
+            by_shard.erase(shard);
+        } else {
+            by_shard[shard] = connections;
+        }
+        std::uint64_t total = 0;
+        for (const auto& [s, n] : by_shard) total += n;
+        if (total == 0) presence_.erase(key);
+        send_presence(channel, user, total);
+    });
+}
+
+void redis_broker::send_presence(const std::string& channel, const std::string& user,
+                                 std::uint64_t count) {
+    std::vector<std::string> argv{"EVALSHA",
+                                  std::string(),
+                                  "3",
+                                  settings_.prefix + "pu:" + channel,
+                                  settings_.prefix + "pn:" + channel,
+                                  settings_.prefix + "pnode:" + settings_.node_id,
+                                  user,
+                                  settings_.node_id + "|" + user,
+                                  std::to_string(count),
+                                  channel,
+                                  redis_channel(channel),
+                                  protocol::v1::presence_event_json(true, channel, user),
+                                  protocol::v1::presence_event_json(false, channel, user)};
+    // While Redis is down this fails; sync_presence() sends every count again on reconnect.
+    run_script(presence_script, presence_sha_, std::move(argv), [](const reply&) {});
+}
+
+void redis_broker::sync_presence() {
+    if (!presence_reset_done_) {
+        presence_reset_done_ = true;
+        run_script(reset_script, reset_sha_,
+                   {"EVALSHA", std::string(), "0", settings_.prefix, settings_.node_id},
+                   [](const reply&) {});
+    }
+    for (const auto& [key, by_shard] : presence_) {
+        std::uint64_t total = 0;
+        for (const auto& [s, n] : by_shard) total += n;
+        send_presence(key.first, key.second, total);
+    }
+}
+
+void redis_broker::presence(unsigned shard, std::string_view channel, core::presence_handler done) {
+    on_home([this, shard, channel = std::string(channel), done = std::move(done)]() mutable {
+        commands_->command(
+            {"HGETALL", settings_.prefix + "pu:" + channel},
+            [this, shard, done = std::move(done)](const reply& r) mutable {
+                core::result<std::vector<core::presence_member>> result =
+                    core::error::broker_unavailable;
+                if (r.type == reply::kind::array) {
+                    std::vector<core::presence_member> members;
+                    for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+                        members.push_back(
+                            {r.elements[i].str,
+                             std::strtoull(r.elements[i + 1].str.c_str(), nullptr, 10)});
+                    }
+                    result = std::move(members);
+                }
+                complete_on(shard,
+                            [done = std::move(done), result = std::move(result)] { done(result); });
+            });
     });
 }
 
@@ -177,6 +310,7 @@ void redis_broker::start(core::local_delivery& delivery) {
     connection::callbacks cmd;
     cmd.on_connected = [this] {
         update_availability();
+        sync_presence();
         heartbeat();  // join the registry at once, then every heartbeat_interval
     };
     cmd.on_disconnected = [this] { update_availability(); };

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,7 @@ namespace wsgate::broker::redis {
 
 struct broker_settings {
     endpoint where;
+    std::string node_id;      // keys this node's presence entries
     unsigned home_shard = 0;  // the shard whose event loop `home` is
     std::string prefix = "wsgate:";
     std::chrono::seconds seq_ttl{86'400};  // an idle channel's seq is forgotten after this
@@ -64,6 +66,9 @@ public:
     std::string_view kind() const noexcept override { return "redis"; }
     bool available() const noexcept override;
     std::vector<std::string> cluster_nodes() const override;
+    void set_presence(unsigned shard, std::string_view channel, std::string_view user,
+                      std::uint64_t connections) override;
+    void presence(unsigned shard, std::string_view channel, core::presence_handler done) override;
 
     // Stops both connections (on the home thread); used at shutdown.
     void stop();
@@ -96,6 +101,11 @@ private:
                     std::function<void(const reply&)> done);
     void heartbeat();
     void arm_heartbeat();
+    // Sends this node's count of `user` in `channel` (the sum over its shards) to Redis.
+    void send_presence(const std::string& channel, const std::string& user, std::uint64_t count);
+    // After (re)connecting: the first time, clear what an earlier run of this node left; then
+    // restore every count this node holds (the calls are absolute, so repeating is harmless).
+    void sync_presence();
 
     boost::asio::io_context& home_;
     broker_settings settings_;
@@ -107,9 +117,14 @@ private:
     std::atomic<bool> available_{false};
     std::string script_sha_;     // SHA1 of the publish script, for EVALSHA
     std::string heartbeat_sha_;  // SHA1 of the heartbeat script
+    std::string presence_sha_;
+    std::string reset_sha_;
     boost::asio::steady_timer heartbeat_timer_;
     mutable std::mutex nodes_mutex_;  // guards nodes_: written on home, read by any shard
     std::vector<std::string> nodes_;
+    bool presence_reset_done_ = false;
+    // home thread: (channel, user) -> shard -> connections
+    std::map<std::pair<std::string, std::string>, std::map<unsigned, std::uint64_t>> presence_;
 };
 
 }  // namespace wsgate::broker::redis

@@ -212,6 +212,9 @@ decode_result decode_client_frame(std::string_view text, json::storage_ptr stora
         channel_list(*payload, r);
     } else if (type == "ping") {
         cmd.kind = command_kind::ping;
+    } else if (type == "presence") {
+        cmd.kind = command_kind::presence;
+        channel_field(*payload, "channel", cmd.channel, r);
     } else if (type == "auth") {
         cmd.kind = command_kind::auth;
         if (const auto* t = payload->if_contains("token")) {

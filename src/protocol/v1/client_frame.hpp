@@ -24,6 +24,7 @@ enum class command_kind {
     legacy_publish,  // seed 000: {"channel":"c","message":...} without "type"
     legacy_text,     // seed 000: plain, non-JSON text
     legacy_direct,   // seed 002: {"type":"message","to":"bob","content":...}
+    presence,        // {"type":"presence","payload":{"channel"}}
 };
 
 struct command {

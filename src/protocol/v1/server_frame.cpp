@@ -179,6 +179,29 @@ core::frame_ptr error_frame(std::string_view id, core::error code, std::string_v
     return b.raw("}").finish();
 }
 
+core::frame_ptr presence_reply(std::string_view id, std::string_view channel,
+                               const std::vector<core::presence_member>& members) {
+    frame_builder b{64 + members.size() * 40};
+    b.raw(R"({"type":"presence")").id_field(id).raw(R"(,"payload":{"channel":)").string(channel);
+    b.raw(R"(,"members":[)");
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        if (i != 0) b.raw(",");
+        b.raw(R"({"user_id":)").string(members[i].user_id).raw(R"(,"connections":)");
+        b.number(members[i].connections).raw("}");
+    }
+    return b.raw("]}}").finish();
+}
+
+std::string presence_event_json(bool join, std::string_view channel, std::string_view user) {
+    std::string out(join ? R"({"type":"join","payload":{"channel":)"
+                         : R"({"type":"leave","payload":{"channel":)");
+    append_json_string(out, channel);
+    out.append(R"(,"user_id":)");
+    append_json_string(out, user);
+    out.append("}}");
+    return out;
+}
+
 std::string channel_message_head(std::string_view channel) {
     std::string head(R"({"type":"message","payload":{"channel":)");
     append_json_string(head, channel);

@@ -3,6 +3,7 @@
 // frames (core::wire_frame). A delivery is encoded once and the same buffer goes to every
 // subscriber.
 
+#include "core/broker.hpp"
 #include "core/error.hpp"
 #include "core/frame.hpp"
 
@@ -11,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wsgate::protocol::v1 {
 
@@ -46,6 +48,11 @@ core::frame_ptr subscribed(std::string_view id, std::span<const std::string> cha
 core::frame_ptr publish_ack(std::string_view id, std::string_view channel, std::uint64_t seq);
 core::frame_ptr direct_ack(std::string_view id, std::string_view to);
 core::frame_ptr pong(std::string_view id);
+core::frame_ptr presence_reply(std::string_view id, std::string_view channel,
+                               const std::vector<core::presence_member>& members);
+// {"type":"join"|"leave","payload":{"channel":..,"user_id":..}} as JSON text (the Redis broker
+// publishes it; text_frame() frames it).
+std::string presence_event_json(bool join, std::string_view channel, std::string_view user);
 // `legacy` adds the seed-002 top-level "error" string.
 core::frame_ptr error_frame(std::string_view id, core::error code, std::string_view message,
                             bool legacy);
