@@ -26,17 +26,22 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::unique_ptr<gateway_process> start_node(const redis_process& redis, std::string node_id,
+std::unique_ptr<gateway_process> start_node(std::string redis_url, std::string node_id,
                                             std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--redis-url", redis.url(), "--node-id", std::move(node_id)};
+    std::vector<std::string> args{"--redis-url", std::move(redis_url), "--node-id",
+                                  std::move(node_id)};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<gateway_process>(std::move(args));
 }
 
-ws_client connect_user(const gateway_process& node, std::string_view user) {
-    ws_client c;
-    c.connect(node.port(), "/ws?user_id=" + std::string(user));
-    return c;
+std::unique_ptr<gateway_process> start_node(const redis_process& redis, std::string node_id,
+                                            std::vector<std::string> extra = {}) {
+    return start_node(redis.url(), std::move(node_id), std::move(extra));
+}
+
+// A node that reaches Redis through `link` (a delay_proxy in front of it).
+std::unique_ptr<gateway_process> start_node(const delay_proxy& link, std::string node_id) {
+    return start_node("redis://127.0.0.1:" + std::to_string(link.port()), std::move(node_id));
 }
 
 void subscribe(ws_client& c, std::string_view channel) {
@@ -54,8 +59,6 @@ bool broker_up(const gateway_process& node) {
     return h.at("broker").as_string() == "up";
 }
 
-json::object reply_to(ws_client& from, std::int64_t id);
-
 // A node subscribes to Redis asynchronously after it answers "subscribed". Publish probes
 // until one arrives, so the test starts from a known state instead of racing that window. Each
 // probe's ack is consumed, and so are the subscriber's probe deliveries seen here.
@@ -64,7 +67,7 @@ void await_route(ws_client& publisher, ws_client& subscriber, std::string_view c
     for (int i = 0; i < 100; ++i) {
         const std::int64_t id = ++next_id;
         publisher.send_json(publish_frame(id, channel, json::string("probe")));
-        const auto reply = reply_to(publisher, id);
+        const auto reply = publisher.reply_to(id);
         if (reply.at("type").as_string() != "ack") continue;  // broker not ready yet
         if (subscriber.read(milliseconds{50}).is_message()) return;
     }
@@ -72,13 +75,6 @@ void await_route(ws_client& publisher, ws_client& subscriber, std::string_view c
 }
 
 // Reads `from`'s frames until the reply to request `id` (ack or error); returns it.
-json::object reply_to(ws_client& from, std::int64_t id) {
-    for (;;) {
-        auto f = from.next_json(milliseconds{5000});
-        if (f.contains("id") && as_int(f.at("id")) == id) return f;
-    }
-}
-
 // Nodes subscribe a user's channel asynchronously after the upgrade. Send direct probes until
 // every receiver has seen one; each probe's reply is consumed, so `from`'s stream stays clean.
 bool await_direct_route(ws_client& from, std::string_view to,
@@ -87,7 +83,7 @@ bool await_direct_route(ws_client& from, std::string_view to,
     for (int i = 0; i < 100; ++i) {
         const std::int64_t id = 10'000 + i;
         from.send_json(direct_frame(id, to, json::string("probe")));
-        reply_to(from, id);
+        from.reply_to(id);
         bool all = true;
         for (std::size_t k = 0; k < receivers.size(); ++k) {
             if (!seen[k]) seen[k] = receivers[k]->read(milliseconds{30}).is_message();
@@ -122,8 +118,8 @@ TEST(cluster, a_channel_message_reaches_subscribers_on_every_node_with_one_share
     redis_process redis;
     auto n1 = start_node(redis, "n1");
     auto n2 = start_node(redis, "n2");
-    auto alice = connect_user(*n1, "alice");
-    auto bob = connect_user(*n2, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
     subscribe(alice, "room:x");
     subscribe(bob, "room:x");
     await_route(alice, bob, "room:x");
@@ -155,14 +151,14 @@ TEST(cluster, direct_messages_cross_nodes_and_reach_every_connection_of_the_user
     auto n1 = start_node(redis, "n1");
     auto n2 = start_node(redis, "n2");
     auto n3 = start_node(redis, "n3");
-    auto alice = connect_user(*n1, "alice");
-    auto bob_on_2 = connect_user(*n2, "bob");
-    auto bob_on_3 = connect_user(*n3, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob_on_2 = connect_as(n2->port(), "bob");
+    auto bob_on_3 = connect_as(n3->port(), "bob");
 
     ASSERT_TRUE(await_direct_route(alice, "bob", {&bob_on_2, &bob_on_3}));
 
     alice.send_json(direct_frame(7, "bob", json::object{{"text", "hi bob"}}));
-    const auto ack = reply_to(alice, 7);
+    const auto ack = alice.reply_to(7);
     ASSERT_EQ(ack.at("type").as_string(), "ack") << json::serialize(ack);
     EXPECT_EQ(payload_of(ack).at("to").as_string(), "bob");
     for (auto* bob : {&bob_on_2, &bob_on_3}) {
@@ -183,16 +179,16 @@ TEST(cluster, direct_messages_cross_nodes_and_reach_every_connection_of_the_user
 
     // Nobody anywhere: user_offline.
     alice.send_json(direct_frame(8, "carol", json::string("anyone?")));
-    EXPECT_EQ(error_code_of(reply_to(alice, 8)), "user_offline");
+    EXPECT_EQ(error_code_of(alice.reply_to(8)), "user_offline");
 }
 
 TEST(cluster, a_user_who_leaves_every_node_is_offline) {
     redis_process redis;
     auto n1 = start_node(redis, "n1");
     auto n2 = start_node(redis, "n2");
-    auto alice = connect_user(*n1, "alice");
+    auto alice = connect_as(n1->port(), "alice");
     {
-        auto bob = connect_user(*n2, "bob");
+        auto bob = connect_as(n2->port(), "bob");
         ASSERT_TRUE(await_direct_route(alice, "bob", {&bob}));
         bob.close();
     }
@@ -200,7 +196,7 @@ TEST(cluster, a_user_who_leaves_every_node_is_offline) {
     std::int64_t id = 20'000;
     ASSERT_TRUE(wait_until([&] {
         alice.send_json(direct_frame(++id, "bob", json::string("still there?")));
-        return error_code_of(reply_to(alice, id)) == "user_offline";
+        return error_code_of(alice.reply_to(id)) == "user_offline";
     }));
 }
 
@@ -208,8 +204,8 @@ TEST(cluster, redis_restart_degrades_nodes_visibly_and_they_recover_by_themselve
     redis_process redis;
     auto n1 = start_node(redis, "n1");
     auto n2 = start_node(redis, "n2");
-    auto alice = connect_user(*n1, "alice");
-    auto bob = connect_user(*n2, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
     subscribe(alice, "room:r");
     subscribe(bob, "room:r");
     await_route(alice, bob, "room:r");
@@ -220,10 +216,10 @@ TEST(cluster, redis_restart_degrades_nodes_visibly_and_they_recover_by_themselve
 
     // A publish that cannot reach Redis is refused, never dropped silently.
     alice.send_json(publish_frame(20, "room:r", json::string("lost?")));
-    EXPECT_EQ(error_code_of(reply_to(alice, 20)), "broker_unavailable");
+    EXPECT_EQ(error_code_of(alice.reply_to(20)), "broker_unavailable");
     // Local service goes on: the node still answers.
     alice.send_json(ping_frame(21));
-    EXPECT_EQ(reply_to(alice, 21).at("type").as_string(), "pong");
+    EXPECT_EQ(alice.reply_to(21).at("type").as_string(), "pong");
 
     redis.restart();
     ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }, milliseconds{15000}));
@@ -240,8 +236,8 @@ TEST(cluster, after_a_node_is_killed_its_users_are_reached_where_they_reconnect)
     auto n1 = start_node(redis, "n1");
     auto n2 = start_node(redis, "n2");
     auto n3 = start_node(redis, "n3");
-    auto alice = connect_user(*n1, "alice");
-    auto bob = connect_user(*n2, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
     ASSERT_TRUE(await_direct_route(alice, "bob", {&bob}));
     ASSERT_TRUE(await_direct_route(bob, "alice", {&alice}));
 
@@ -251,10 +247,10 @@ TEST(cluster, after_a_node_is_killed_its_users_are_reached_where_they_reconnect)
 
     // Redis dropped n1's subscriptions with its connections: nothing routes to the dead node,
     // and alice, back on n3, gets bob's next direct message.
-    auto alice_again = connect_user(*n3, "alice");
+    auto alice_again = connect_as(n3->port(), "alice");
     ASSERT_TRUE(await_direct_route(bob, "alice", {&alice_again}));
     bob.send_json(direct_frame(40, "alice", json::string("welcome back")));
-    EXPECT_EQ(reply_to(bob, 40).at("type").as_string(), "ack");
+    EXPECT_EQ(bob.reply_to(40).at("type").as_string(), "ack");
     const auto m = alice_again.expect_json("direct", milliseconds{5000}, [](const json::object& f) {
         return f.at("payload").as_object().at("data") == json::string("welcome back");
     });
@@ -262,7 +258,7 @@ TEST(cluster, after_a_node_is_killed_its_users_are_reached_where_they_reconnect)
 
     // And the other way round, from the node alice moved to.
     alice_again.send_json(direct_frame(41, "bob", json::string("hi from n3")));
-    EXPECT_EQ(reply_to(alice_again, 41).at("type").as_string(), "ack");
+    EXPECT_EQ(alice_again.reply_to(41).at("type").as_string(), "ack");
     bob.expect_json("direct", milliseconds{5000}, [](const json::object& f) {
         return f.at("payload").as_object().at("data") == json::string("hi from n3");
     });
@@ -274,7 +270,7 @@ TEST(cluster, nodes_see_each_other_and_a_dead_node_leaves_the_registry_after_its
     auto n1 = start_node(redis, "n1", fast);
     auto n2 = start_node(redis, "n2", fast);
     auto n3 = start_node(redis, "n3", fast);
-    auto alice = connect_user(*n1, "alice");
+    auto alice = connect_as(n1->port(), "alice");
 
     auto node_ids = [&](const gateway_process& node) {
         const auto doc = http_get(node.port(), "/cluster").json();
@@ -318,17 +314,16 @@ TEST(cluster, after_subscribed_a_message_from_another_node_is_never_missed) {
     redis_process redis;
     delay_proxy slow_link(redis.port(), milliseconds{150});
     auto n1 = start_node(redis, "n1");
-    auto n2 = std::make_unique<gateway_process>(std::vector<std::string>{
-        "--redis-url", "redis://127.0.0.1:" + std::to_string(slow_link.port()), "--node-id", "n2"});
+    auto n2 = start_node(slow_link, "n2");
     ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
-    auto alice = connect_user(*n1, "alice");
-    auto bob = connect_user(*n2, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
     for (int i = 0; i < 5; ++i) {
         const std::string channel = "fresh:" + std::to_string(i);
         bob.send_json(subscribe_frame(1000 + i, {channel}));
-        EXPECT_EQ(reply_to(bob, 1000 + i).at("type").as_string(), "subscribed");
+        EXPECT_EQ(bob.reply_to(1000 + i).at("type").as_string(), "subscribed");
         alice.send_json(publish_frame(2000 + i, channel, json::value(i)));
-        EXPECT_EQ(reply_to(alice, 2000 + i).at("type").as_string(), "ack");
+        EXPECT_EQ(alice.reply_to(2000 + i).at("type").as_string(), "ack");
         EXPECT_EQ(seq_of(bob, channel, json::value(i)), 1) << channel;
     }
 }
@@ -340,18 +335,17 @@ TEST(cluster, after_auth_success_direct_messages_reach_the_new_connection) {
     redis_process redis;
     delay_proxy slow_link(redis.port(), milliseconds{150});
     auto n1 = start_node(redis, "n1");
-    auto n2 = std::make_unique<gateway_process>(std::vector<std::string>{
-        "--redis-url", "redis://127.0.0.1:" + std::to_string(slow_link.port()), "--node-id", "n2"});
+    auto n2 = start_node(slow_link, "n2");
     ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
-    auto alice = connect_user(*n1, "alice");
+    auto alice = connect_as(n1->port(), "alice");
     for (int i = 0; i < 3; ++i) {
         const std::string user = "bob" + std::to_string(i);
         ws_client bob;
         bob.connect(n2->port(), "/ws");
         bob.send_json(auth_user_frame(1, user));
-        EXPECT_EQ(reply_to(bob, 1).at("type").as_string(), "auth.success");
+        EXPECT_EQ(bob.reply_to(1).at("type").as_string(), "auth.success");
         alice.send_json(direct_frame(3000 + i, user, json::string("right away")));
-        EXPECT_EQ(reply_to(alice, 3000 + i).at("type").as_string(), "ack");
+        EXPECT_EQ(alice.reply_to(3000 + i).at("type").as_string(), "ack");
         bob.expect_json("direct");
     }
 }
@@ -363,12 +357,12 @@ TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
     auto n1 = start_node(redis, "n1", opts);
     auto n2 = start_node(redis, "n2", opts);
     ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
-    auto alice = connect_user(*n1, "alice");
-    auto bob = connect_user(*n2, "bob");
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
     alice.send_json(subscribe_frame(1, {"room:p"}));
-    EXPECT_EQ(reply_to(alice, 1).at("type").as_string(), "subscribed");
+    EXPECT_EQ(alice.reply_to(1).at("type").as_string(), "subscribed");
     bob.send_json(subscribe_frame(1, {"room:p"}));
-    EXPECT_EQ(reply_to(bob, 1).at("type").as_string(), "subscribed");
+    EXPECT_EQ(bob.reply_to(1).at("type").as_string(), "subscribed");
     // bob joined on n2; alice on n1 hears it through Redis.
     alice.expect_json("join", milliseconds{5000}, [](const json::object& f) {
         return payload_of(f).at("user_id").as_string() == "bob";
@@ -377,7 +371,7 @@ TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
     auto members_seen_by = [&](ws_client& c, int id) {
         c.send_json(make_frame("presence", id, {{"channel", "room:p"}}));
         std::map<std::string, std::int64_t> out;
-        const auto reply = reply_to(c, id);
+        const auto reply = c.reply_to(id);
         for (const auto& m : payload_of(reply).at("members").as_array()) {
             out[std::string(m.as_object().at("user_id").as_string())] =
                 as_int(m.as_object().at("connections"));

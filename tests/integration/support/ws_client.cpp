@@ -271,6 +271,25 @@ boost::json::object ws_client::expect_json(
     }
 }
 
+boost::json::object ws_client::reply_to(std::int64_t id, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto frame = next_json(std::max(left, std::chrono::milliseconds{1}));
+        const auto* frame_id = frame.if_contains("id");
+        if (frame_id != nullptr && frame_id->is_int64() && frame_id->as_int64() == id) {
+            return frame;
+        }
+    }
+}
+
+ws_client connect_as(std::uint16_t port, std::string_view user) {
+    ws_client c;
+    c.connect(port, "/ws?user_id=" + std::string(user));
+    return c;
+}
+
 boost::json::object ws_client::expect_error(std::string_view code,
                                             std::chrono::milliseconds timeout) {
     auto frame = expect_json("error", timeout);

@@ -83,6 +83,11 @@ public:
         std::string_view type, std::chrono::milliseconds timeout = default_timeout,
         const std::function<bool(const boost::json::object&)>& match = nullptr);
 
+    // The reply to request `id` (the next frame whose "id" is `id`, whatever its type);
+    // frames before it are dropped. Throws at the deadline.
+    boost::json::object reply_to(std::int64_t id,
+                                 std::chrono::milliseconds timeout = default_timeout);
+
     // expect_json("error") whose payload.code is `code`; returns the frame.
     boost::json::object expect_error(std::string_view code,
                                      std::chrono::milliseconds timeout = default_timeout);
@@ -106,5 +111,8 @@ private:
 
 // A client authenticated in development mode through `?user_id=` (docs/protocol.md).
 ws_client connect_dev_user(std::uint16_t port, std::string_view user_id);
+
+// A client connected to ws://127.0.0.1:port/ws as `user` (development mode: ?user_id=).
+ws_client connect_as(std::uint16_t port, std::string_view user);
 
 }  // namespace wsgate::test
