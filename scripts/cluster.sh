@@ -21,8 +21,12 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 base="${CLUSTER_BASE_PORT:-8080}"
 if [ "$base" = "auto" ]; then
+    # Below the ephemeral range: a port there may be some client's source port, which a
+    # connect() probe cannot see but which makes bind() fail.
+    ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    span=$((ephemeral_low - 10000 - 20))
     for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 20000))
+        base=$((10000 + RANDOM % span))
         if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)) &&
             port_free $((base + 3)) && port_free $((base + 10)); then
             break
@@ -41,7 +45,11 @@ wait_for_port() {  # port, what
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    die "$2 did not start listening on port $1 (logs in $dir)"
+    local log
+    for log in "$dir"/*.log "$dir"/*.out; do
+        [ -s "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+    done
+    die "$2 did not start listening on port $1"
 }
 
 start() {
