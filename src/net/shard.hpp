@@ -60,7 +60,6 @@ public:
 
     void add_session(ws_session* s);
     void remove_session(ws_session* s);
-    std::size_t session_count() const noexcept { return sessions_.size(); }
 
     // Topic index. `ready` (may be empty) runs once the broker delivers the topic's messages
     // to this node: at once if the topic is already live here, else when the broker says so.
