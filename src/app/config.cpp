@@ -136,6 +136,13 @@ parse_outcome parse_config(int argc, char** argv) {
                    "REDIS_ENDPOINT, or REDIS_HOST + REDIS_PASSWORD + REDIS_DATABASE); unset: the "
                    "embedded broker")
         ->envname("REDIS_URL");
+    std::vector<std::string> cluster_nodes;
+    app.add_option("--redis-cluster", cluster_nodes,
+                   "A Redis Cluster instead of one server: some of its nodes (host:port or "
+                   "redis:// URLs), comma separated; the rest is discovered. Channels go "
+                   "through sharded pub/sub")
+        ->envname("REDIS_CLUSTER_NODES")
+        ->delimiter(',');
     app.add_option("--presence-refresh", presence_refresh,
                    "Seconds between a node's heartbeats in the cluster registry")
         ->envname("PRESENCE_REFRESH_SECONDS")
@@ -187,20 +194,41 @@ parse_outcome parse_config(int argc, char** argv) {
             redis_url = ep;
         }
     }
-    if (!redis_url.empty()) {
+    const auto with_environment = [](broker::redis::endpoint& where) {
+        if (const char* pw = std::getenv("REDIS_PASSWORD");
+            pw != nullptr && where.password.empty()) {
+            where.password = pw;
+        }
+        if (const char* db = std::getenv("REDIS_DATABASE");
+            db != nullptr && *db != '\0' && where.database == 0) {
+            where.database = std::atoi(db);
+        }
+    };
+    if (!cluster_nodes.empty()) {
+        if (!redis_url.empty() && app.count("--redis-url") > 0) {
+            std::fprintf(stderr, "--redis-url and --redis-cluster exclude each other\n");
+            return {std::nullopt, 2};
+        }
+        for (const auto& node : cluster_nodes) {
+            auto where = broker::redis::parse_endpoint(node);
+            if (!where || where->database != 0) {
+                std::fprintf(stderr, "--redis-cluster: cannot use \"%s\"%s\n", node.c_str(),
+                             where ? " (a cluster has only database 0)" : "");
+                return {std::nullopt, 2};
+            }
+            if (const char* pw = std::getenv("REDIS_PASSWORD");
+                pw != nullptr && where->password.empty()) {
+                where->password = pw;
+            }
+            cfg.redis_cluster.push_back(std::move(*where));
+        }
+    } else if (!redis_url.empty()) {
         cfg.redis = broker::redis::parse_endpoint(redis_url);
         if (!cfg.redis) {
             std::fprintf(stderr, "--redis-url: cannot parse \"%s\"\n", redis_url.c_str());
             return {std::nullopt, 2};
         }
-        if (const char* pw = std::getenv("REDIS_PASSWORD");
-            pw != nullptr && cfg.redis->password.empty()) {
-            cfg.redis->password = pw;
-        }
-        if (const char* db = std::getenv("REDIS_DATABASE");
-            db != nullptr && *db != '\0' && cfg.redis->database == 0) {
-            cfg.redis->database = std::atoi(db);
-        }
+        with_environment(*cfg.redis);
     }
     return {std::move(cfg), 0};
 }

@@ -2,12 +2,13 @@
 // Configuration from flags, environment variables and an optional config file
 // (docs/configuration.md). Parsing errors are start-up errors: reported, non-zero exit.
 
-#include "broker/redis/redis_connection.hpp"
+#include "broker/redis/endpoint.hpp"
 #include "net/settings.hpp"
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace wsgate::app {
 
@@ -18,7 +19,8 @@ struct config {
     std::chrono::seconds jwt_leeway{30};
     std::string log_level = "info";
     // Set: many nodes through this Redis. Unset: the embedded memory broker.
-    std::optional<broker::redis::endpoint> redis;
+    std::optional<broker::redis::endpoint> redis;        // one Redis server
+    std::vector<broker::redis::endpoint> redis_cluster;  // or seed nodes of a Redis Cluster
     std::string redis_prefix = "wsgate:";
     // Cluster registry (and, later, user presence): refreshed every `presence_refresh`,
     // forgotten after `presence_ttl` without a refresh.

@@ -80,9 +80,12 @@ int main(int argc, char** argv) {
     try {
         auth = make_authenticator(cfg);
         server = std::make_unique<wsgate::net::server>(cfg.server, auth.get());
-        if (cfg.redis) {
+        if (cfg.redis || !cfg.redis_cluster.empty()) {
             wsgate::broker::redis::broker_settings redis;
-            redis.where = *cfg.redis;
+            redis.cluster = !cfg.redis_cluster.empty();
+            redis.servers = redis.cluster
+                                ? cfg.redis_cluster
+                                : std::vector<wsgate::broker::redis::endpoint>{*cfg.redis};
             redis.prefix = cfg.redis_prefix;
             redis.node_id = cfg.server.node_id;
             redis.heartbeat_interval = cfg.presence_refresh;
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
             broker = std::make_unique<wsgate::broker::redis::redis_broker>(server->shard_context(0),
                                                                            std::move(redis));
         } else {
-            broker = std::make_unique<wsgate::broker::memory_broker>();
+            broker = std::make_unique<wsgate::broker::memory_broker>(cfg.server.node_id);
         }
         server->start(*broker);
     } catch (const std::exception& e) {
@@ -99,10 +102,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     spdlog::info("wsgate node={} workers={} broker={} listening on {}:{}", cfg.server.node_id,
-                 server->settings().workers,
-                 cfg.redis ? "redis://" + cfg.redis->host + ":" + std::to_string(cfg.redis->port)
-                           : std::string("memory"),
-                 cfg.server.host, server->port());
+                 server->settings().workers, broker->kind(), cfg.server.host, server->port());
     std::printf("wsgate listening on http://%s:%u\n", cfg.server.host.c_str(),
                 static_cast<unsigned>(server->port()));
     std::fflush(stdout);

@@ -53,9 +53,16 @@ struct presence_member {
     std::uint64_t connections = 0;  // across the cluster
 };
 
+// One open connection of a user, for user presence.
+struct user_connection {
+    std::string node_id;
+    std::string connection_id;
+};
+
 using publish_handler = std::function<void(result<publish_receipt>)>;
 using send_handler = std::function<void(boost::system::error_code)>;
 using presence_handler = std::function<void(result<std::vector<presence_member>>)>;
+using user_presence_handler = std::function<void(result<std::vector<user_connection>>)>;
 
 class broker {
 public:
@@ -89,6 +96,15 @@ public:
                               std::uint64_t connections) = 0;
     // Who is in `channel` across the cluster; `done` runs on `shard`.
     virtual void presence(unsigned shard, std::string_view channel, presence_handler done) = 0;
+
+    // User presence: `connection_id` of `user` opened (open = true) or closed on `shard`. A
+    // user is online while any of their connections on any node is open.
+    virtual void set_user_connection(unsigned shard, std::string_view user,
+                                     std::string_view connection_id, bool open) = 0;
+    // The open connections of `user` across the cluster (empty: offline); `done` runs on
+    // `shard`.
+    virtual void user_presence(unsigned shard, std::string_view user,
+                               user_presence_handler done) = 0;
 
     // Channels (not user topics) with at least one subscriber, as the broker sees them.
     virtual std::size_t channel_count() const = 0;

@@ -302,6 +302,7 @@ void ws_session::become_authenticated(std::string user_id, std::function<void()>
     authenticated_ = true;
     user_id_ = std::move(user_id);
     shard_.subscribe(this, core::user_topic(user_id_), std::move(ready));
+    shard_.owner().broker().set_user_connection(shard_.index(), user_id_, session_id(), true);
     spdlog::debug("ws auth session={} user={}", session_id(), user_id_);
 }
 
@@ -609,7 +610,10 @@ void ws_session::destroy(std::string_view why) {
     state_ = state::closed;
     for (const auto& c : channels_) leave_channel(c);
     channels_.clear();
-    if (authenticated_) shard_.unsubscribe(this, core::user_topic(user_id_));
+    if (authenticated_) {
+        shard_.unsubscribe(this, core::user_topic(user_id_));
+        shard_.owner().broker().set_user_connection(shard_.index(), user_id_, session_id(), false);
+    }
     shard_.remove_session(this);
     auto& m = shard_.metrics();
     m.connections.add(-1);

@@ -102,7 +102,7 @@ void memory_broker::set_presence(unsigned shard, std::string_view channel, std::
             if (members.empty()) s.presence.erase(std::string(channel));
             return;
         }
-        it = members.emplace(std::string(user), user_presence{}).first;
+        it = members.emplace(std::string(user), member_count{}).first;
     }
     auto& p = it->second;
     const std::uint64_t before = p.total;
@@ -131,6 +131,34 @@ void memory_broker::presence(unsigned, std::string_view channel, core::presence_
         }
     }
     done(std::move(members));
+}
+
+void memory_broker::set_user_connection(unsigned, std::string_view user,
+                                        std::string_view connection_id, bool open) {
+    auto& s = stripe_for(user);
+    std::lock_guard lock(s.mutex);
+    auto it = s.users.find(user);
+    if (open) {
+        if (it == s.users.end())
+            it = s.users.emplace(std::string(user), decltype(it->second){}).first;
+        it->second.emplace(connection_id);
+    } else if (it != s.users.end()) {
+        if (auto c = it->second.find(connection_id); c != it->second.end()) it->second.erase(c);
+        if (it->second.empty()) s.users.erase(it);
+    }
+}
+
+void memory_broker::user_presence(unsigned, std::string_view user,
+                                  core::user_presence_handler done) {
+    std::vector<core::user_connection> connections;
+    {
+        auto& s = stripe_for(user);
+        std::lock_guard lock(s.mutex);
+        if (auto it = s.users.find(user); it != s.users.end()) {
+            for (const auto& id : it->second) connections.push_back({node_id_, id});
+        }
+    }
+    done(std::move(connections));
 }
 
 std::size_t memory_broker::channel_count() const {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -20,6 +21,9 @@ namespace wsgate::broker {
 class memory_broker final : public core::broker {
 public:
     static constexpr unsigned max_shards = 64;
+
+    // `node_id` names this node in user presence.
+    explicit memory_broker(std::string node_id = "wsgate") : node_id_(std::move(node_id)) {}
 
     void start(core::local_delivery& delivery) override;
     void subscribe(unsigned shard, std::string_view topic, std::function<void()> ready) override;
@@ -31,6 +35,10 @@ public:
     void set_presence(unsigned shard, std::string_view channel, std::string_view user,
                       std::uint64_t connections) override;
     void presence(unsigned shard, std::string_view channel, core::presence_handler done) override;
+    void set_user_connection(unsigned shard, std::string_view user, std::string_view connection_id,
+                             bool open) override;
+    void user_presence(unsigned shard, std::string_view user,
+                       core::user_presence_handler done) override;
     std::size_t channel_count() const override;
     std::string_view kind() const noexcept override { return "memory"; }
     bool available() const noexcept override { return true; }
@@ -48,17 +56,21 @@ private:
         }
     };
 
-    struct user_presence {
+    struct member_count {
         std::uint64_t total = 0;
         std::map<unsigned, std::uint64_t> by_shard;
     };
-    using channel_presence = std::map<std::string, user_presence, std::less<>>;
+    using channel_presence = std::map<std::string, member_count, std::less<>>;
 
     struct alignas(64) stripe {
         std::mutex mutex;
         std::unordered_map<std::string, topic_state, string_hash, std::equal_to<>> topics;
         // Kept apart from `topics`: a leave is announced after the leaver unsubscribed.
         std::unordered_map<std::string, channel_presence, string_hash, std::equal_to<>> presence;
+        // User presence: user -> open connection ids.
+        std::unordered_map<std::string, std::set<std::string, std::less<>>, string_hash,
+                           std::equal_to<>>
+            users;
     };
 
     static constexpr std::size_t stripe_count = 64;
@@ -66,6 +78,7 @@ private:
     stripe& stripe_for(std::string_view topic) noexcept;
     void deliver_all(std::uint64_t mask, std::string_view topic, const core::frame_ptr& frame);
 
+    std::string node_id_;
     core::local_delivery* delivery_ = nullptr;
     std::array<stripe, stripe_count> stripes_;
     std::atomic<std::size_t> channels_{0};

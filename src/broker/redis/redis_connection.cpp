@@ -199,7 +199,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
         }
     }
 
-    void command(std::vector<std::string> argv, std::function<void(const reply&)> done) {
+    void command(const std::vector<std::string>& argv, reply_handler done) {
         if (phase_ != phase::ready) {
             post_error(std::move(done), "ERR not connected");
             return;
@@ -208,7 +208,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
             post_error(std::move(done), "ERR empty command");
             return;
         }
-        send(std::move(argv), std::move(done));
+        send(argv, std::move(done));
     }
 
     // ---- connecting
@@ -431,7 +431,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
 
     // ---- writing
 
-    void send(std::vector<std::string> argv, std::function<void(const reply&)> done) {
+    void send(const std::vector<std::string>& argv, reply_handler done) {
         std::vector<const char*> args;
         std::vector<std::size_t> lengths;
         args.reserve(argv.size());
@@ -448,8 +448,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
         pending_command p;
         p.kind = classify(argv.front());
         if (is_subscription(p.kind)) {
-            p.channels.assign(std::make_move_iterator(argv.begin() + 1),
-                              std::make_move_iterator(argv.end()));
+            p.channels.assign(argv.begin() + 1, argv.end());
             // With no channel, SUBSCRIBE is an error (one reply); UNSUBSCRIBE means "all".
             p.all = p.channels.empty() && is_unsubscribe(p.kind);
         }
@@ -763,8 +762,8 @@ const std::string& connection::name() const noexcept {
     return impl_->name_;
 }
 
-void connection::command(std::vector<std::string> argv, std::function<void(const reply&)> done) {
-    impl_->command(std::move(argv), std::move(done));
+void connection::command(const std::vector<std::string>& argv, reply_handler done) {
+    impl_->command(argv, std::move(done));
 }
 
 }  // namespace wsgate::broker::redis

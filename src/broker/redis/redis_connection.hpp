@@ -11,6 +11,7 @@
 // complete in order.
 
 #include "broker/redis/endpoint.hpp"
+#include "broker/redis/reply.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -24,17 +25,6 @@
 #include <vector>
 
 namespace wsgate::broker::redis {
-
-// A reply copied out of hiredis, so it outlives the callback.
-struct reply {
-    enum class kind { nil, integer, string, status, error, array };
-    kind type = kind::nil;
-    long long integer = 0;
-    std::string str;  // string, status and error text
-    std::vector<reply> elements;
-
-    bool is_error() const noexcept { return type == kind::error; }
-};
 
 class connection {
 public:
@@ -70,7 +60,7 @@ public:
     // "ERR connection lost" / "ERR not connected" when the link is or goes down first.
     // For SUBSCRIBE / SSUBSCRIBE / UNSUBSCRIBE / SUNSUBSCRIBE the confirmations go to `done`
     // too (one call per channel confirmed), and the messages to callbacks::on_message.
-    void command(std::vector<std::string> argv, std::function<void(const reply&)> done = {});
+    void command(const std::vector<std::string>& argv, reply_handler done = {});
 
 private:
     struct impl;
