@@ -1,5 +1,6 @@
 #include "net/http_session.hpp"
 
+#include "core/channel_name.hpp"
 #include "net/server.hpp"
 #include "net/shard.hpp"
 #include "net/ws_session.hpp"
@@ -11,6 +12,12 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace wsgate::net {
 
@@ -23,6 +30,12 @@ namespace {
 std::string error_body(std::string_view code, std::string_view message) {
     return json::serialize(json::object{{"error", {{"code", code}, {"message", message}}}});
 }
+
+// GET /api/presence/{channel}: the rest of the path is one percent-encoded channel name.
+constexpr std::string_view presence_route = "/api/presence/";
+// GET /api/users/{user}/presence: the user's open connections across the cluster.
+constexpr std::string_view users_route = "/api/users/";
+constexpr std::string_view user_presence_suffix = "/presence";
 
 std::string_view target_path(std::string_view target) {
     return target.substr(0, target.find('?'));
@@ -45,6 +58,45 @@ std::string bearer_token(const http::request<http::string_body>& req) {
         return std::string(header.substr(prefix.size()));
     }
     return {};
+}
+
+// The percent-decoded channel name, or nullopt when `encoded` is not valid percent-encoding or
+// the name breaks the channel naming rule (the one WebSocket frames are held to).
+std::optional<std::string> decode_channel(std::string_view encoded) {
+    auto pct = boost::urls::make_pct_string_view(encoded);
+    if (!pct) return std::nullopt;
+    std::string channel = pct->decode();
+    if (!core::is_valid_channel_name(channel)) return std::nullopt;
+    return channel;
+}
+
+// {"channel":..,"members":[{"user_id":..,"connections":..},...]}, members sorted by user_id
+// (byte order), so that the same presence always reads the same.
+std::string presence_body(std::string_view channel, std::vector<core::presence_member> members) {
+    std::ranges::sort(members, {}, &core::presence_member::user_id);
+    json::array list;
+    list.reserve(members.size());
+    for (auto& m : members) {
+        list.push_back(
+            json::object{{"user_id", std::move(m.user_id)}, {"connections", m.connections}});
+    }
+    return json::serialize(json::object{{"channel", channel}, {"members", std::move(list)}});
+}
+
+// {"user_id":..,"online":..,"connections":[{"node_id":..,"connection_id":..},...]}, sorted.
+std::string user_presence_body(std::string_view user, std::vector<core::user_connection> list) {
+    std::ranges::sort(list, [](const core::user_connection& a, const core::user_connection& b) {
+        return std::tie(a.node_id, a.connection_id) < std::tie(b.node_id, b.connection_id);
+    });
+    json::array out;
+    out.reserve(list.size());
+    for (auto& c : list) {
+        out.push_back(json::object{{"node_id", std::move(c.node_id)},
+                                   {"connection_id", std::move(c.connection_id)}});
+    }
+    const bool online = !out.empty();
+    return json::serialize(
+        json::object{{"user_id", user}, {"online", online}, {"connections", std::move(out)}});
 }
 
 }  // namespace
@@ -113,6 +165,12 @@ void http_session::handle(const request& req) {
         res.body() = node.metrics_text();
         res.keep_alive(keep_alive);
         send(std::move(res));
+    } else if (path.starts_with(presence_route)) {
+        handle_presence(req, path.substr(presence_route.size()));
+    } else if (path.starts_with(users_route) && path.ends_with(user_presence_suffix) &&
+               path.size() >= users_route.size() + user_presence_suffix.size()) {
+        handle_user_presence(req, path.substr(users_route.size(), path.size() - users_route.size() -
+                                                                      user_presence_suffix.size()));
     } else if (path == "/ws" || (path == "/echo" && node.settings().echo)) {
         send_error(http::status::upgrade_required, "upgrade_required",
                    "this endpoint speaks WebSocket", keep_alive);
@@ -200,6 +258,99 @@ void http_session::handle_upgrade(const request& req) {
     session->start(std::move(accept), std::move(early_bytes), remote_);
 }
 
+bool http_session::authorize(const request& req) {
+    // Only the header is accepted: a token in the URL (the upgrade's ?token=, for browsers'
+    // WebSocket) would end up in access logs, and fetch() can set headers.
+    const auto* auth = shard_.owner().authenticator();
+    if (auth == nullptr) return true;  // development mode
+    const std::string token = bearer_token(req);
+    if (token.empty()) {
+        send_unauthorized({}, req.keep_alive());
+        return false;
+    }
+    const auto verified = auth->authenticate(token, std::chrono::system_clock::now());
+    if (!verified) {
+        send_unauthorized(verified.error().message(), req.keep_alive());
+        return false;
+    }
+    return true;
+}
+
+void http_session::handle_user_presence(const request& req, std::string_view encoded_user) {
+    const bool keep_alive = req.keep_alive();
+    if (encoded_user.find('/') != std::string_view::npos) {
+        send_error(http::status::not_found, "not_found", "no such endpoint", keep_alive);
+        return;
+    }
+    // Whether someone is online is what a chat shows anyone, so any authenticated user may ask.
+    if (!authorize(req)) return;
+    auto pct = boost::urls::make_pct_string_view(encoded_user);
+    std::string user = pct ? pct->decode() : std::string();
+    if (user.empty() || user.size() > 256) {
+        send_error(http::status::bad_request, "bad_user_id",
+                   "the user id must be 1 to 256 bytes, percent-encoded", keep_alive);
+        return;
+    }
+    shard_.owner().broker().user_presence(
+        shard_.index(), user,
+        [self = shared_from_this(), user,
+         keep_alive](core::result<std::vector<core::user_connection>> connections) {
+            if (!connections) {
+                const auto& ec = connections.error();
+                const bool unavailable = ec == core::error::broker_unavailable;
+                if (!unavailable) spdlog::error("presence of user {}: {}", user, ec.message());
+                self->send_error(unavailable ? http::status::service_unavailable
+                                             : http::status::internal_server_error,
+                                 core::wire_code(ec), ec.message(), keep_alive);
+                return;
+            }
+            self->send_json(http::status::ok, user_presence_body(user, std::move(*connections)),
+                            keep_alive);
+        });
+}
+
+void http_session::handle_presence(const request& req, std::string_view encoded_channel) {
+    server& node = shard_.owner();
+    const bool keep_alive = req.keep_alive();
+    // A channel name may hold '/', but only encoded (%2F): more segments are another resource.
+    if (encoded_channel.find('/') != std::string_view::npos) {
+        send_error(http::status::not_found, "not_found", "no such endpoint", keep_alive);
+        return;
+    }
+    // Any authenticated user may read any channel's presence, as over WebSocket.
+    if (!authorize(req)) return;
+    auto channel = decode_channel(encoded_channel);
+    if (!channel) {
+        send_error(http::status::bad_request, "bad_channel",
+                   core::make_error_code(core::error::bad_channel).message(), keep_alive);
+        return;
+    }
+    // 404: the channel has no presence resource, by configuration.
+    if (!node.settings().presence_enabled(*channel)) {
+        send_error(http::status::not_found, core::wire_code(core::error::presence_disabled),
+                   core::make_error_code(core::error::presence_disabled).message(), keep_alive);
+        return;
+    }
+    // The answer runs on this shard (possibly inline); the handler keeps the session alive, and
+    // nothing reads the socket until the response is written.
+    node.broker().presence(
+        shard_.index(), *channel,
+        [self = shared_from_this(), channel = *channel,
+         keep_alive](core::result<std::vector<core::presence_member>> members) {
+            if (!members) {
+                const auto& ec = members.error();
+                const bool unavailable = ec == core::error::broker_unavailable;
+                if (!unavailable) spdlog::error("presence of {}: {}", channel, ec.message());
+                self->send_error(unavailable ? http::status::service_unavailable
+                                             : http::status::internal_server_error,
+                                 core::wire_code(ec), ec.message(), keep_alive);
+                return;
+            }
+            self->send_json(http::status::ok, presence_body(channel, std::move(*members)),
+                            keep_alive);
+        });
+}
+
 void http_session::send_json(http::status status, std::string body, bool keep_alive) {
     response res{status, 11};
     res.set(http::field::content_type, "application/json");
@@ -211,6 +362,25 @@ void http_session::send_json(http::status status, std::string body, bool keep_al
 void http_session::send_error(http::status status, std::string_view code, std::string_view message,
                               bool keep_alive) {
     send_json(status, error_body(code, message), keep_alive);
+}
+
+void http_session::send_unauthorized(std::string_view token_error, bool keep_alive) {
+    std::string challenge = R"(Bearer realm="wsgate")";
+    if (!token_error.empty()) {
+        challenge.append(R"(, error="invalid_token", error_description=")");
+        for (char c : token_error) {
+            if (c != '"' && c != '\\') challenge.push_back(c);  // stays one quoted-string
+        }
+        challenge.push_back('"');
+    }
+    response res{http::status::unauthorized, 11};
+    res.set(http::field::www_authenticate, challenge);
+    res.set(http::field::content_type, "application/json");
+    res.body() =
+        error_body("unauthorized",
+                   token_error.empty() ? "Authorization: Bearer <JWT> is required" : token_error);
+    res.keep_alive(keep_alive);
+    send(std::move(res));
 }
 
 void http_session::send(response res) {

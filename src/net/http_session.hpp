@@ -1,7 +1,11 @@
 #pragma once
-// An HTTP/1.1 connection: serves the ops endpoints (keep-alive) and performs the WebSocket
-// upgrade, after which the socket is handed to a ws_session on the same shard and this object
-// goes away together with its parser and buffer.
+// An HTTP/1.1 connection: serves the ops endpoints and the REST API (docs/api.md) with
+// keep-alive, and performs the WebSocket upgrade, after which the socket is handed to a
+// ws_session on the same shard and this object goes away together with its parser and buffer.
+//
+// Lifetime: owned by the shared_ptrs held by its pending read or write, or by a pending broker
+// call (GET /api/presence/...), whose answer runs on this shard. One request at a time: the next
+// one is read only after the response to the previous one has been written.
 
 #include "net/tcp_socket.hpp"
 
@@ -15,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace wsgate::net {
 
@@ -33,10 +38,18 @@ private:
     void on_read(boost::system::error_code ec);
     void handle(const request& req);
     void handle_upgrade(const request& req);
+    void handle_presence(const request& req, std::string_view encoded_channel);
+    void handle_user_presence(const request& req, std::string_view encoded_user);
+    // True when the request may read the API (development mode, or a valid Bearer JWT);
+    // otherwise answers 401 and returns false.
+    bool authorize(const request& req);
     void send(response res);
     void send_json(boost::beast::http::status status, std::string body, bool keep_alive);
     void send_error(boost::beast::http::status status, std::string_view code,
                     std::string_view message, bool keep_alive);
+    // 401 with a WWW-Authenticate: Bearer challenge (RFC 6750); `token_error` is the reason a
+    // token presented was refused, empty when none was presented.
+    void send_unauthorized(std::string_view token_error, bool keep_alive);
 
     shard& shard_;
     boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type,

@@ -2,6 +2,7 @@
 // and direct messages cross nodes, seq is shared by all nodes, and a Redis restart degrades the
 // nodes visibly and heals by itself.
 
+#include "support/cluster_nodes.hpp"
 #include "support/delay_proxy.hpp"
 #include "support/frames.hpp"
 #include "support/gateway_process.hpp"
@@ -42,65 +43,6 @@ std::unique_ptr<gateway_process> start_node(const redis_process& redis, std::str
 // A node that reaches Redis through `link` (a delay_proxy in front of it).
 std::unique_ptr<gateway_process> start_node(const delay_proxy& link, std::string node_id) {
     return start_node("redis://127.0.0.1:" + std::to_string(link.port()), std::move(node_id));
-}
-
-void subscribe(ws_client& c, std::string_view channel) {
-    c.send_json(subscribe_frame(1, {std::string(channel)}));
-    c.expect_json("subscribed");
-}
-
-json::object health(const gateway_process& node) {
-    const auto r = http_get(node.port(), "/health");
-    return r.json().as_object();
-}
-
-bool broker_up(const gateway_process& node) {
-    const auto h = health(node);
-    return h.at("broker").as_string() == "up";
-}
-
-// A node subscribes to Redis asynchronously after it answers "subscribed". Publish probes
-// until one arrives, so the test starts from a known state instead of racing that window. Each
-// probe's ack is consumed, and so are the subscriber's probe deliveries seen here.
-void await_route(ws_client& publisher, ws_client& subscriber, std::string_view channel) {
-    static std::int64_t next_id = 30'000;
-    for (int i = 0; i < 100; ++i) {
-        const std::int64_t id = ++next_id;
-        publisher.send_json(publish_frame(id, channel, json::string("probe")));
-        const auto reply = publisher.reply_to(id);
-        if (reply.at("type").as_string() != "ack") continue;  // broker not ready yet
-        if (subscriber.read(milliseconds{50}).is_message()) return;
-    }
-    FAIL() << "no probe crossed the nodes on " << channel;
-}
-
-// Reads `from`'s frames until the reply to request `id` (ack or error); returns it.
-// Nodes subscribe a user's channel asynchronously after the upgrade. Send direct probes until
-// every receiver has seen one; each probe's reply is consumed, so `from`'s stream stays clean.
-bool await_direct_route(ws_client& from, std::string_view to,
-                        const std::vector<ws_client*>& receivers) {
-    std::vector<bool> seen(receivers.size(), false);
-    for (int i = 0; i < 100; ++i) {
-        const std::int64_t id = 10'000 + i;
-        from.send_json(direct_frame(id, to, json::string("probe")));
-        from.reply_to(id);
-        bool all = true;
-        for (std::size_t k = 0; k < receivers.size(); ++k) {
-            if (!seen[k]) seen[k] = receivers[k]->read(milliseconds{30}).is_message();
-            all = all && seen[k];
-        }
-        if (all) return true;
-    }
-    return false;
-}
-
-// Reads message frames for `channel` until one whose data equals `data`; returns its seq.
-std::int64_t seq_of(ws_client& c, std::string_view channel, const json::value& data) {
-    const auto m = c.expect_json("message", milliseconds{5000}, [&](const json::object& f) {
-        const auto& p = f.at("payload").as_object();
-        return p.at("channel").as_string() == channel && p.at("data") == data;
-    });
-    return as_int(m.at("payload").as_object().at("seq"));
 }
 
 }  // namespace
@@ -391,4 +333,48 @@ TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
         return payload_of(f).at("user_id").as_string() == "bob";
     });
     EXPECT_EQ(members_seen_by(alice, 11), (std::map<std::string, std::int64_t>{{"alice", 1}}));
+}
+
+// Per-user presence (seed 002): every connection of a user, on every node, until the last one
+// goes; a killed node's connections are dropped by the others after its TTL.
+TEST(cluster, user_presence_spans_nodes_and_a_dead_nodes_connections_go_after_its_ttl) {
+    redis_process redis;
+    const std::vector<std::string> fast{"--presence-refresh", "0.2", "--presence-ttl", "1"};
+    auto n1 = start_node(redis, "n1", fast);
+    auto n2 = start_node(redis, "n2", fast);
+    auto n3 = start_node(redis, "n3", fast);
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2) && broker_up(*n3); }));
+    auto connections_of_alice = [&] {
+        const auto r = http_get(n3->port(), "/api/users/alice/presence");
+        EXPECT_EQ(r.status, 200) << r.body;
+        std::map<std::string, int> by_node;
+        const auto doc = r.json();
+        for (const auto& c : doc.as_object().at("connections").as_array()) {
+            ++by_node[std::string(c.as_object().at("node_id").as_string())];
+        }
+        EXPECT_EQ(doc.as_object().at("online").as_bool(), !by_node.empty());
+        return by_node;
+    };
+    auto alice_on_1 = connect_as(n1->port(), "alice");
+    auto alice_on_2 = connect_as(n2->port(), "alice");
+    auto alice_again_on_2 = connect_as(n2->port(), "alice");
+    ASSERT_TRUE(wait_until([&] {
+        return connections_of_alice() == std::map<std::string, int>{{"n1", 1}, {"n2", 2}};
+    }));
+    // For longer than the TTL, polled all along, nothing is lost: the nodes refresh what they
+    // hold.
+    EXPECT_FALSE(wait_until(
+        [&] {
+            return connections_of_alice() != std::map<std::string, int>{{"n1", 1}, {"n2", 2}};
+        },
+        milliseconds{1500}));
+
+    n1->send_signal(SIGKILL);
+    ASSERT_TRUE(n1->wait_exit(milliseconds{5000}).has_value());
+    ASSERT_TRUE(wait_until([&] {
+        return connections_of_alice() == std::map<std::string, int>{{"n2", 2}};
+    }));
+    alice_on_2.close();
+    alice_again_on_2.close();
+    ASSERT_TRUE(wait_until([&] { return connections_of_alice().empty(); }));
 }

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -60,24 +61,45 @@ std::string redis_binary() {
     return "redis-server";
 }
 
-// A port that was free a moment ago: bind to port 0 and close. Another process may take it
-// before redis binds it; launch() reports that and the caller picks another.
-std::uint16_t pick_free_port() {
+// The low end of the kernel's ephemeral port range: connect() takes source ports from there, so
+// a listening port inside it can be taken at any moment by a client nobody can see. 32768 (the
+// usual default) when the file cannot be read or leaves no room below it.
+std::uint16_t ephemeral_range_start() {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    unsigned low = 0;
+    unsigned high = 0;
+    if (in >> low >> high && low > 11'000 && low <= 65'535) return static_cast<std::uint16_t>(low);
+    return 32'768;
+}
+
+// Whether a listening socket could bind 127.0.0.1:port right now (without SO_REUSEADDR, so a
+// port some recent connection still holds in TIME_WAIT is passed over too).
+bool port_binds(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(system_error_text("socket"));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        const auto text = system_error_text("bind to port 0");
-        ::close(fd);
-        throw std::runtime_error(text);
-    }
+    addr.sin_port = htons(port);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    return ntohs(addr.sin_port);
+    return bound;
+}
+
+// A port that was free a moment ago, chosen at random between 10000 and the ephemeral range
+// (random, so test binaries run in parallel rarely try the same one). Another process may take
+// it before redis binds it; launch() reports that and the caller picks another.
+std::uint16_t pick_free_port(std::uint16_t other_than = 0) {
+    thread_local std::mt19937 random{std::random_device{}()};
+    std::uniform_int_distribution<unsigned> in_range(10'000, ephemeral_range_start() - 1u);
+    constexpr int picks = 50;
+    for (int i = 0; i < picks; ++i) {
+        const auto port = static_cast<std::uint16_t>(in_range(random));
+        if (port != other_than && port_binds(port)) return port;
+    }
+    throw std::runtime_error("redis_process: none of " + std::to_string(picks) +
+                             " random ports between 10000 and " +
+                             std::to_string(ephemeral_range_start()) + " could be bound");
 }
 
 enum class probe_result { answered, refused, not_ready };
@@ -139,6 +161,7 @@ redis_process::redis_process(redis_options options) : options_(std::move(options
         constexpr int attempts = 10;
         for (int i = 0; i < attempts; ++i) {
             port_ = pick_free_port();
+            if (options_.cluster_bus_port) cluster_bus_port_ = pick_free_port(port_);
             if (launch()) return;
         }
         throw std::runtime_error("redis-server: no free port after " + std::to_string(attempts) +
@@ -216,9 +239,11 @@ void redis_process::restart() {
     const auto deadline = clock::now() + 5s;
     while (!launch()) {
         if (clock::now() >= deadline) {
-            throw std::runtime_error("redis-server: port " + std::to_string(port_) +
-                                     " still taken 5 s after the restart began\n---- log ----\n" +
-                                     log());
+            throw std::runtime_error(
+                "redis-server: port " + std::to_string(port_) +
+                (cluster_bus_port_ != 0 ? " or " + std::to_string(cluster_bus_port_)
+                                        : std::string()) +
+                " still taken 5 s after the restart began\n---- log ----\n" + log());
         }
         std::this_thread::sleep_for(50ms);
     }
@@ -239,6 +264,10 @@ bool redis_process::launch() {
     for (const auto& [name, value] : settings) {
         args.push_back(name);
         args.push_back(value);
+    }
+    if (cluster_bus_port_ != 0) {
+        args.emplace_back("--cluster-port");
+        args.push_back(std::to_string(cluster_bus_port_));
     }
     args.insert(args.end(), options_.args.begin(), options_.args.end());
     std::string description;
