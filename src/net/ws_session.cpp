@@ -74,9 +74,14 @@ void ws_session::start(std::string handshake, std::string early_bytes, std::stri
     m.connections_opened.add(1);
 
     if (!user_id_.empty()) {
+        // Authenticated by the upgrade request: the 101 waits (queued first, writes held) until
+        // the user's topic is live across the cluster, so a direct message sent to this user
+        // once the client sees the upgrade succeed cannot miss this connection.
         std::string user = std::move(user_id_);
         user_id_.clear();
-        become_authenticated(std::move(user));
+        writes_held_ = true;
+        become_authenticated(std::move(user),
+                             [self = shared_from_this()] { self->release_writes(); });
     }
     spdlog::info("ws open session={} remote={} path={} user={}", session_id(), remote,
                  mode_ == session_mode::echo ? "/echo" : "/ws",
@@ -479,8 +484,17 @@ void ws_session::push(core::frame_ptr frame) {
 
 void ws_session::flush() {
     in_flush_list_ = false;
-    if (state_ == state::closed || waiting_writable_) return;
+    if (state_ == state::closed || waiting_writable_ || writes_held_) return;
     write_now();
+}
+
+void ws_session::release_writes() {
+    writes_held_ = false;
+    if (state_ == state::closed || waiting_writable_ || in_flush_list_) return;
+    if (queue_head_ < queue_.size()) {
+        in_flush_list_ = true;
+        shard_.schedule_flush(shared_from_this());
+    }
 }
 
 void ws_session::write_now() {

@@ -48,6 +48,8 @@ public:
     // Queues a frame for the next flush. Never closes or unsubscribes synchronously.
     void enqueue(const core::frame_ptr& frame);
     void flush();
+    // Ends writes_held_ and writes what queued meanwhile (the 101 first).
+    void release_writes();
     void on_tick(std::int64_t now_ms);
     void close_going_away();
 
@@ -113,6 +115,7 @@ private:
     std::size_t head_offset_ = 0;  // bytes of queue_[queue_head_] already written
     std::size_t queued_bytes_ = 0;
     bool in_flush_list_ = false;
+    bool writes_held_ = false;  // the 101 of an upgrade-authenticated session waits, see start()
     bool waiting_writable_ = false;
     bool failed_ = false;  // input is discarded; FIN follows the close frame
 

@@ -292,6 +292,15 @@ TEST(cluster, after_auth_success_direct_messages_reach_the_new_connection) {
         EXPECT_EQ(alice.reply_to(3000 + i).at("type").as_string(), "ack");
         bob.expect_json("direct");
     }
+    // Authenticated by the upgrade itself (?user_id= here, ?token= or a Bearer header with
+    // JWT): the 101 is the "auth.success", and it waits for the same confirmation.
+    for (int i = 0; i < 3; ++i) {
+        const std::string user = "carol" + std::to_string(i);
+        auto carol = connect_as(n2->port(), user);
+        alice.send_json(direct_frame(4000 + i, user, json::string("right away")));
+        EXPECT_EQ(alice.reply_to(4000 + i).at("type").as_string(), "ack");
+        carol.expect_json("direct");
+    }
 }
 
 TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
