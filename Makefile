@@ -6,8 +6,10 @@ SAN_BUILD_DIR  ?= build-asan
 JOBS           ?= $(shell nproc)
 CMAKE_FLAGS    ?=
 RUN_ARGS       ?=
+SHARDS         ?= 3
+ARGS           ?= -s 10000 -k 1000 -r 4000 -d 5
 
-.PHONY: all deps test-deps build run test check check-asan format-check bench cluster cluster-demo cluster-stop format clean
+.PHONY: all deps test-deps build run test check check-asan format-check bench bench-cluster cluster cluster-demo cluster-stop format clean
 
 all: build
 
@@ -46,6 +48,10 @@ format-check: test-deps
 
 bench: build
 	scripts/bench.sh
+
+# Two gateways through a Redis Cluster of $(SHARDS) masters; ARGS go to `wsgate-bench fanout`.
+bench-cluster: build
+	scripts/bench-cluster.sh $(SHARDS) $(ARGS)
 
 # Three nodes, one Redis and an nginx load balancer on loopback (scripts/cluster.sh).
 cluster: build

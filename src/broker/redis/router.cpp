@@ -158,7 +158,16 @@ router::server* router::any_ready() {
 
 // ---- commands
 
+void router::fail_soon(reply_handler done, const char* why) {
+    // Posted, never inline: a caller's callback never runs inside its own command() call.
+    if (done) asio::post(io_, [done = std::move(done), why] { done(error_reply(why)); });
+}
+
 void router::command(std::string_view key, std::vector<std::string> argv, reply_handler done) {
+    if (servers_.empty()) {
+        fail_soon(std::move(done), "ERR not connected");
+        return;
+    }
     if (!settings_.cluster) {
         // One server: no redirects to follow, so the command need not be kept.
         servers_.begin()->second->commands->command(argv, std::move(done));
@@ -169,6 +178,10 @@ void router::command(std::string_view key, std::vector<std::string> argv, reply_
 }
 
 void router::command_shared(std::string_view key, shared_command argv, reply_handler done) {
+    if (servers_.empty()) {
+        fail_soon(std::move(done), "ERR not connected");
+        return;
+    }
     if (!settings_.cluster) {
         servers_.begin()->second->commands->command(*argv, std::move(done));
         return;
@@ -176,11 +189,7 @@ void router::command_shared(std::string_view key, shared_command argv, reply_han
     server* s = key.empty() ? any_ready() : owner_of(key);
     if (s == nullptr) {
         refresh_now();
-        if (done) {
-            asio::post(io_, [done = std::move(done)] {
-                done(error_reply("CLUSTERDOWN no known master serves this slot"));
-            });
-        }
+        fail_soon(std::move(done), "CLUSTERDOWN no known master serves this slot");
         return;
     }
     run(s->address, std::string(key), std::move(argv), std::move(done), 0, false);

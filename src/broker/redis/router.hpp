@@ -116,6 +116,7 @@ private:
     server* find(const std::string& address);
     server& ensure(const std::string& host, std::uint16_t port, bool seed_only);
     server* any_ready();
+    void fail_soon(reply_handler done, const char* why);
     void run(const std::string& address, std::string key, shared_command argv, reply_handler done,
              int redirects, bool asking);
 
