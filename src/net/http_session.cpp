@@ -138,6 +138,7 @@ void http_session::on_read(boost::system::error_code ec) {
 }
 
 void http_session::handle(const request& req) {
+    head_ = req.method() == http::verb::head;
     const auto path = target_path(req.target());
     if (beast::websocket::is_upgrade(req)) {
         handle_upgrade(req);
@@ -386,6 +387,13 @@ void http_session::send_unauthorized(std::string_view token_error, bool keep_ali
 void http_session::send(response res) {
     res.set(http::field::server, "wsgate");
     res.prepare_payload();
+    if (head_) {
+        // HEAD: the headers GET would send, Content-Length included, and no body (RFC 9110
+        // 9.3.2); a body here would be read as the start of the next response.
+        const auto length = res.body().size();
+        res.body().clear();
+        res.content_length(length);
+    }
     auto shared = std::make_shared<response>(std::move(res));
     http::async_write(
         stream_, *shared,

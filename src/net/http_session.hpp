@@ -52,6 +52,7 @@ private:
     void send_unauthorized(std::string_view token_error, bool keep_alive);
 
     shard& shard_;
+    bool head_ = false;  // the request being answered is a HEAD: headers only
     boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type,
                                boost::beast::unlimited_rate_policy>
         stream_;

@@ -34,13 +34,15 @@ struct decoder {
         switch (tag % 4) {
             case 0: {
                 r.type = redis::reply::kind::integer;
-                r.integer = static_cast<long long>(byte()) << 8 | byte();
+                const long long high = byte();
+                r.integer = high << 8 | byte();
                 if (tag & 0x80) r.integer = -r.integer;
                 break;
             }
             case 1: {
                 r.type = redis::reply::kind::string;
-                const std::size_t n = std::min<std::size_t>(byte() % 16, in.size());
+                const std::size_t wanted = byte() % 16;  // before in.size(): byte() consumes
+                const std::size_t n = std::min(wanted, in.size());
                 r.str = std::string(in.substr(0, n));
                 in.remove_prefix(n);
                 break;

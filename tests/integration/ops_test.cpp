@@ -12,6 +12,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <signal.h>
@@ -287,4 +292,34 @@ TEST(ops, settings_come_from_config_file_environment_and_flags_in_that_order) {
         EXPECT_EQ(get_json(gw.port(), "/stats").at("node_id").as_string(),
                   std::string_view("from-flag"));
     }
+}
+
+// HEAD gets GET's headers, Content-Length included, and no body: two pipelined requests on one
+// connection, HEAD then GET, must come back as exactly two responses, the second right after
+// the first's headers.
+TEST(ops, head_is_answered_with_headers_only) {
+    gateway_process node;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), node.port()});
+    const std::string requests =
+        "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    boost::asio::write(socket, boost::asio::buffer(requests));
+    std::string received;
+    boost::system::error_code ec;
+    boost::asio::read(socket, boost::asio::dynamic_buffer(received), ec);
+    ASSERT_EQ(ec, boost::asio::error::eof) << ec.message();
+
+    const auto first_end = received.find("\r\n\r\n");
+    ASSERT_NE(first_end, std::string::npos) << received;
+    const std::string head = received.substr(0, first_end);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+    const auto length_at = head.find("Content-Length: ");
+    ASSERT_NE(length_at, std::string::npos) << head;
+    EXPECT_GT(std::stoul(head.substr(length_at + 16)), 0u) << head;
+    // No body: the GET's response starts right after the HEAD's headers.
+    const std::string rest = received.substr(first_end + 4);
+    EXPECT_EQ(rest.rfind("HTTP/1.1 200", 0), 0u) << rest;
+    EXPECT_NE(rest.find("\"status\""), std::string::npos) << rest;
 }
