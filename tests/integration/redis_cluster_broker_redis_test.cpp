@@ -179,12 +179,16 @@ TEST(redis_cluster_broker, a_failover_of_the_channels_master_keeps_messages_flow
     redis.failover(replica);
     ASSERT_EQ(redis.master_of_slot(slot), replica);
 
-    // The nodes follow the MOVED / the new topology: bob's subscription moves to the new master
-    // and alice's publishes go there. Probe until the route is back, then nothing is lost.
+    // The nodes follow the new topology: bob's subscription moves to the new master (and leaves
+    // the old one, now a replica) and alice's publishes go there. A message published during
+    // the move itself may be lost (docs/adr/0004-redis-cluster.md); once it is done, none is.
+    const std::string name = "wsgate:ch:{" + channel + "}";
+    ASSERT_TRUE(wait_until([&] {
+        return shard_channels(redis, replica).count(name) == 1 &&
+               shard_channels(redis, old_master).count(name) == 0;
+    }));
     await_route(alice, bob, channel);
     expect_delivered_in_order(alice, bob, channel, 200, 5);
-    EXPECT_TRUE(wait_until(
-        [&] { return shard_channels(redis, replica).count("wsgate:ch:{" + channel + "}") == 1; }));
     // Direct messages too (the user channels live on the same masters).
     alice.send_json(direct_frame(300, "bob", json::string("after failover")));
     EXPECT_EQ(alice.reply_to(300).at("type").as_string(), "ack");
