@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -30,7 +31,7 @@ constexpr std::size_t subscribe_batch = 1000;
 router::router(asio::io_context& context, router_settings settings, callbacks cb)
     : io_(context), settings_(std::move(settings)), cb_(std::move(cb)), refresh_timer_(context) {
     if (settings_.seeds.empty()) throw std::invalid_argument("no Redis server configured");
-    if (settings_.cluster) slot_owner_.assign(cluster_slot_count, std::string());
+    if (settings_.cluster) slot_owner_.assign(cluster_slot_count, nullptr);
 }
 
 router::~router() {
@@ -69,6 +70,9 @@ void router::stop() {
     if (stopped_) return;
     stopped_ = true;
     refresh_timer_.cancel();
+    // No slot points at a server any more (they go now).
+    topology_known_ = false;
+    std::fill(slot_owner_.begin(), slot_owner_.end(), nullptr);
     auto servers = std::move(servers_);
     servers_.clear();
     for (auto& [address, s] : servers) {
@@ -145,8 +149,7 @@ router::server& router::ensure(const std::string& host, std::uint16_t port, bool
 router::server* router::owner_of(std::string_view key) {
     if (!settings_.cluster) return servers_.empty() ? nullptr : servers_.begin()->second.get();
     if (!topology_known_) return nullptr;
-    const auto& address = slot_owner_[hash_slot(key)];
-    return address.empty() ? nullptr : find(address);
+    return slot_owner_[hash_slot(key)];
 }
 
 router::server* router::any_ready() {
@@ -225,7 +228,7 @@ void router::run(const std::string& address, std::string key, shared_command arg
                 if (to->host.empty()) to->host = host;
                 server& target = ensure(to->host, to->port, false);
                 if (!to->ask) {
-                    slot_owner_[to->slot] = target.address;
+                    slot_owner_[to->slot] = &target;
                     refresh_now();
                 }
                 run(target.address, std::move(key), std::move(argv), std::move(done), redirects + 1,
@@ -288,7 +291,7 @@ void router::place(const std::string& channel, std::function<void()> confirmed, 
                 auto to = parse_redirect(r.str);
                 if (to && !to->ask && w != wanted_.end() && redirects < max_redirects) {
                     if (to->host.empty()) to->host = host;
-                    slot_owner_[to->slot] = ensure(to->host, to->port, false).address;
+                    slot_owner_[to->slot] = &ensure(to->host, to->port, false);
                     refresh_now();
                     place(channel, std::move(confirmed), redirects + 1);
                     return;
@@ -403,17 +406,17 @@ void router::apply_topology(std::vector<slot_range> ranges) {
     if (topology_known_ && ranges == ranges_) {
         // Unchanged, but a MOVED may have patched single slots: restore them.
         for (const auto& range : ranges_) {
-            for (unsigned slot = range.first; slot <= range.last; ++slot) {
-                slot_owner_[slot] = range.address();
-            }
+            server* owner = &ensure(range.host, range.port, false);
+            std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1,
+                      owner);
         }
     } else {
-        std::vector<std::string> owner(cluster_slot_count);
+        std::vector<server*> owner(cluster_slot_count, nullptr);
         std::set<std::string> owners;
         for (const auto& range : ranges) {
-            const std::string address = ensure(range.host, range.port, false).address;
-            owners.insert(address);
-            for (unsigned slot = range.first; slot <= range.last; ++slot) owner[slot] = address;
+            server& s = ensure(range.host, range.port, false);
+            owners.insert(s.address);
+            std::fill(owner.begin() + range.first, owner.begin() + range.last + 1, &s);
         }
         std::vector<std::string> gone;
         for (const auto& [address, s] : servers_) {

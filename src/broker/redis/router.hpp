@@ -143,7 +143,9 @@ private:
     // Servers by "host:port". One server: just the seed. A cluster: the masters that own slots
     // (and, until the first topology, the seeds).
     std::map<std::string, std::unique_ptr<server>> servers_;
-    std::vector<std::string> slot_owner_;  // cluster: 16384 entries, "" when unknown
+    // Cluster: 16384 entries, nullptr when unknown. Points into servers_; apply_topology()
+    // rebuilds it before it drops a server, and stop() clears it.
+    std::vector<server*> slot_owner_;
     bool topology_known_ = false;
     std::vector<slot_range> ranges_;
     bool refreshing_ = false;
