@@ -8,6 +8,7 @@ CMAKE_FLAGS    ?=
 RUN_ARGS       ?=
 SHARDS         ?= 3
 ARGS           ?= -s 10000 -k 1000 -r 4000 -d 5
+REDIS_MODE     ?= single
 
 .PHONY: all deps test-deps build run test check check-asan format-check bench bench-cluster cluster cluster-demo cluster-stop format clean
 
@@ -53,10 +54,12 @@ bench: build
 bench-cluster: build
 	scripts/bench-cluster.sh $(SHARDS) $(ARGS)
 
-# Three nodes, one Redis and an nginx load balancer on loopback (scripts/cluster.sh).
+# Three nodes, Redis and an nginx load balancer on loopback (scripts/cluster.sh). Redis is one
+# server, or with REDIS_MODE=cluster a Redis Cluster of three masters; demo and stop find the
+# mode in the cluster's state directory.
 cluster: build
 	@scripts/install-deps.sh cluster
-	scripts/cluster.sh start
+	REDIS_MODE=$(REDIS_MODE) scripts/cluster.sh start
 
 cluster-demo:
 	scripts/cluster.sh demo
