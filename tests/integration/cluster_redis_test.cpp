@@ -387,3 +387,28 @@ TEST(cluster, user_presence_spans_nodes_and_a_dead_nodes_connections_go_after_it
     alice_again_on_2.close();
     ASSERT_TRUE(wait_until([&] { return connections_of_alice().empty(); }));
 }
+
+// A node refreshes its users' presence in batches across event-loop turns; every user, not
+// just the first batch, stays online for longer than the TTL.
+TEST(cluster, every_user_of_a_node_stays_online_past_the_ttl) {
+    redis_process redis;
+    auto n1 = start_node(redis, "n1", {"--presence-refresh", "0.2", "--presence-ttl", "1"});
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1); }));
+    std::vector<ws_client> users;
+    constexpr int count = 600;  // more than two batches
+    auto name = [](int i) { return "user" + std::to_string(i); };
+    for (int i = 0; i < count; ++i) users.push_back(connect_as(n1->port(), name(i)));
+    auto online = [&](int i) {
+        const auto r = http_get(n1->port(), "/api/users/" + name(i) + "/presence");
+        return r.status == 200 && r.json().as_object().at("online").as_bool();
+    };
+    ASSERT_TRUE(wait_until([&] { return online(count - 1); }));
+    // For three TTLs, users asked in turn (each about five times) are all online...
+    int next = 0;
+    EXPECT_FALSE(wait_until([&] { return !online(next++ % count); }, milliseconds{3000}))
+        << name((next - 1) % count) << " went offline";
+    // ... and so is every one at the end.
+    int offline = 0;
+    for (int i = 0; i < count; ++i) offline += online(i) ? 0 : 1;
+    EXPECT_EQ(offline, 0);
+}

@@ -178,6 +178,8 @@ std::optional<core::user_connection> parse_connection_field(std::string_view fie
                                  std::string(field.substr(bar + 1))};
 }
 
+constexpr std::size_t refresh_batch = 256;  // user presence refreshes per event-loop turn
+
 constexpr std::string_view channel_kind = "ch";
 constexpr std::string_view user_kind = "user";
 constexpr std::string_view user_topic_prefix = "\x01u:";
@@ -548,9 +550,24 @@ void redis_broker::send_user_presence(const std::string& user, std::string_view 
 
 void redis_broker::refresh_user_presence() {
     if (!redis_->available()) return;  // sync_presence() registers everything on reconnect
-    for (const auto& [user, ids] : user_connections_) {
-        send_user_presence(user, "set", {ids.begin(), ids.end()}, run_);
+    if (refreshing_users_) return;     // the previous round is still going
+    refreshing_users_ = true;
+    refresh_users_from({});
+}
+
+void redis_broker::refresh_users_from(const std::string& first) {
+    // A bounded batch per event-loop turn: a node with many users must not hold its home shard
+    // (and that shard's clients) for the whole round. The cursor is a user id, so users who
+    // come or go meanwhile do not upset it.
+    auto it = user_connections_.lower_bound(first);
+    for (std::size_t n = 0; it != user_connections_.end() && n < refresh_batch; ++it, ++n) {
+        send_user_presence(it->first, "set", {it->second.begin(), it->second.end()}, run_);
     }
+    if (it == user_connections_.end()) {
+        refreshing_users_ = false;
+        return;
+    }
+    boost::asio::post(home_, [this, next = it->first] { refresh_users_from(next); });
 }
 
 void redis_broker::user_presence(unsigned shard, std::string_view user,

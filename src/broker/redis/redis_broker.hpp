@@ -131,6 +131,7 @@ private:
     void send_user_presence(const std::string& user, std::string_view op,
                             const std::vector<std::string>& connections, const std::string& run);
     void refresh_user_presence();
+    void refresh_users_from(const std::string& first);
     // After (re)connecting, or with a new run: sends every count and connection this node holds
     // (the calls are absolute, so repeating them is harmless).
     void sync_presence();
@@ -153,6 +154,7 @@ private:
     std::vector<std::string> nodes_;
     std::string run_;                   // "<node id>#<random>", see above
     std::set<std::string> forgetting_;  // dead runs whose cleanup is under way
+    bool refreshing_users_ = false;     // a round of refresh_users_from() is under way
     // home thread: (channel, user) -> shard -> connections
     std::map<std::pair<std::string, std::string>, std::map<unsigned, std::uint64_t>> presence_;
     // home thread: user -> this node's connection ids of that user
