@@ -113,6 +113,15 @@ int main(int argc, char** argv) {
     std::promise<void> drained;
     server->drain([&drained] { drained.set_value(); });
     drained.get_future().wait();
+    // Leave the cluster (and flush the last presence updates) while the event loops still run;
+    // a broker that cannot answer in time is left to the others' TTL.
+    auto left = std::make_shared<std::promise<void>>();
+    broker->leave([left] { left->set_value(); });
+    if (left->get_future().wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+        spdlog::warn(
+            "broker: leaving the cluster timed out; the others drop this node after "
+            "its TTL");
+    }
     server->stop();
     // The Redis broker's connections live on a shard's io_context: release them while it exists.
     broker.reset();

@@ -113,6 +113,11 @@ public:
     virtual std::string_view kind() const noexcept = 0;
     virtual bool available() const noexcept = 0;
 
+    // Graceful shutdown, after the node's sessions are gone: leave the cluster now rather than
+    // after a TTL (and let what the broker still had to send go out first). `done` runs once,
+    // on any thread.
+    virtual void leave(std::function<void()> done) { done(); }
+
     // The live nodes of the cluster as JSON objects, as of the last heartbeat; empty when the
     // broker knows no other node (the memory broker). Thread-safe.
     virtual std::vector<std::string> cluster_nodes() const { return {}; }

@@ -412,3 +412,34 @@ TEST(cluster, every_user_of_a_node_stays_online_past_the_ttl) {
     for (int i = 0; i < count; ++i) offline += online(i) ? 0 : 1;
     EXPECT_EQ(offline, 0);
 }
+
+// A node stopped with SIGTERM leaves at once: out of /cluster, its users' presence gone and
+// their leaves announced, long before its TTL (30 s here) would have done it.
+TEST(cluster, a_node_shut_down_gracefully_leaves_the_cluster_at_once) {
+    redis_process redis;
+    const std::vector<std::string> opts{"--presence-prefixes", "room:", "--presence-refresh", "0.2",
+                                        "--presence-ttl",      "30"};
+    auto n1 = start_node(redis, "n1", opts);
+    auto n2 = start_node(redis, "n2", opts);
+    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
+    auto alice = connect_as(n1->port(), "alice");
+    auto bob = connect_as(n2->port(), "bob");
+    alice.send_json(subscribe_frame(1, {"room:g"}));
+    EXPECT_EQ(alice.reply_to(1).at("type").as_string(), "subscribed");
+    bob.send_json(subscribe_frame(1, {"room:g"}));
+    EXPECT_EQ(bob.reply_to(1).at("type").as_string(), "subscribed");
+    auto cluster_size = [&] {
+        const auto doc = http_get(n2->port(), "/cluster").json();
+        return doc.as_object().at("nodes").as_array().size();
+    };
+    ASSERT_TRUE(wait_until([&] { return cluster_size() == 2; }));
+
+    n1->send_signal(SIGTERM);
+    ASSERT_TRUE(n1->wait_exit(milliseconds{10000}).has_value());
+    bob.expect_json("leave", milliseconds{5000}, [](const json::object& f) {
+        return payload_of(f).at("user_id").as_string() == "alice";
+    });
+    EXPECT_TRUE(wait_until([&] { return cluster_size() == 1; }, milliseconds{3000}));
+    const auto r = http_get(n2->port(), "/api/users/alice/presence");
+    EXPECT_FALSE(r.json().as_object().at("online").as_bool()) << r.body;
+}

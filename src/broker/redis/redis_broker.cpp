@@ -143,6 +143,19 @@ end
 return {live, redis.call('HGETALL', KEYS[3]), forgotten}
 )lua";
 
+// KEYS: P {registry}:nodes, :info, :runs, :dead. ARGV: run, node id. A node shutting down:
+// out of the registry at once, and its run marked dead so that any leftover presence is
+// cleaned up by the others' next beat.
+constexpr std::string_view leave_script = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[3], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[3], ARGV[2]) end
+redis.call('HSET', KEYS[4], ARGV[1], now)
+return 1
+)lua";
+
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
@@ -194,6 +207,7 @@ redis_broker::redis_broker(boost::asio::io_context& home, broker_settings settin
       presence_sha_(sha1_hex(presence_script)),
       forget_channel_sha_(sha1_hex(forget_channel_script)),
       user_presence_sha_(sha1_hex(user_presence_script)),
+      leave_sha_(sha1_hex(leave_script)),
       heartbeat_timer_(home) {
     if (settings_.prefix.find_first_of("{}") != std::string::npos) {
         throw std::invalid_argument("the Redis prefix may not contain '{' or '}'");
@@ -283,6 +297,31 @@ void redis_broker::start(core::local_delivery& delivery) {
     boost::asio::post(home_, [this] {
         redis_->start();
         arm_heartbeat();
+    });
+}
+
+void redis_broker::leave(std::function<void()> done) {
+    on_home([this, done = std::move(done)]() mutable {
+        if (!redis_ || !redis_->available()) {
+            done();
+            return;
+        }
+        heartbeat_timer_.cancel();  // no beat may register this run again
+        std::vector<std::string> argv{"",
+                                      "",
+                                      "4",
+                                      registry_key("nodes"),
+                                      registry_key("info"),
+                                      registry_key("runs"),
+                                      registry_key("dead"),
+                                      run_,
+                                      settings_.node_id};
+        const std::string key = argv[3];
+        // Replies come in order per connection: when this one is answered, the presence
+        // updates of the sessions that just closed have been too (on one server; on a cluster,
+        // those on other masters were at least written).
+        run_script(leave_script, leave_sha_, key, std::move(argv),
+                   [done = std::move(done)](const reply&) { done(); });
     });
 }
 

@@ -89,6 +89,10 @@ public:
     void user_presence(unsigned shard, std::string_view user,
                        core::user_presence_handler done) override;
 
+    // Deregisters this run from the registry (and hands it to the others' cleanup) once every
+    // command queued before it has been answered.
+    void leave(std::function<void()> done) override;
+
     // Stops every connection (on the home thread); used at shutdown.
     void stop();
 
@@ -149,6 +153,7 @@ private:
     std::string presence_sha_;
     std::string forget_channel_sha_;
     std::string user_presence_sha_;
+    std::string leave_sha_;
     boost::asio::steady_timer heartbeat_timer_;
     mutable std::mutex nodes_mutex_;  // guards nodes_: written on home, read by any shard
     std::vector<std::string> nodes_;
