@@ -118,6 +118,10 @@ public:
     // on any thread.
     virtual void leave(std::function<void()> done) { done(); }
 
+    // Prometheus text lines of the broker's own metrics (HELP, TYPE and samples), appended to
+    // /metrics; empty when it has none. Thread-safe.
+    virtual std::string metrics_text() const { return {}; }
+
     // The live nodes of the cluster as JSON objects, as of the last heartbeat; empty when the
     // broker knows no other node (the memory broker). Thread-safe.
     virtual std::vector<std::string> cluster_nodes() const { return {}; }

@@ -193,6 +193,7 @@ std::string server::metrics_text() const {
         "# HELP wsgate_broker_up 1 while the broker can move messages.\n"
         "# TYPE wsgate_broker_up gauge\nwsgate_broker_up ";
     text += broker_->available() ? "1\n" : "0\n";
+    text += broker_->metrics_text();
     return text;
 }
 

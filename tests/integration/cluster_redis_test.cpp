@@ -7,6 +7,7 @@
 #include "support/frames.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
+#include "support/prometheus_text.hpp"
 #include "support/redis_process.hpp"
 #include "support/ws_client.hpp"
 
@@ -54,6 +55,10 @@ TEST(cluster, nodes_report_the_redis_broker_in_health) {
     const auto h = health(*node);
     EXPECT_EQ(h.at("status").as_string(), "ok");
     EXPECT_EQ(h.at("broker_kind").as_string(), "redis");
+    const auto text = http_get(node->port(), "/metrics").body;
+    EXPECT_EQ(metric_value(text, "wsgate_redis_servers"), 1.0);
+    EXPECT_EQ(metric_value(text, "wsgate_redis_servers_up"), 1.0);
+    EXPECT_EQ(metric_value(text, "wsgate_redis_moved_total"), 0.0);
 }
 
 TEST(cluster, a_channel_message_reaches_subscribers_on_every_node_with_one_shared_seq) {
@@ -342,6 +347,11 @@ TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
         return payload_of(f).at("user_id").as_string() == "bob";
     });
     EXPECT_EQ(members_seen_by(alice, 11), (std::map<std::string, std::int64_t>{{"alice", 1}}));
+    // n1 did that cleanup, and counts it.
+    EXPECT_TRUE(wait_until([&] {
+        const auto text = http_get(n1->port(), "/metrics").body;
+        return metric_value(text, "wsgate_redis_dead_runs_cleaned_total").value_or(0) >= 1.0;
+    }));
 }
 
 // Per-user presence (seed 002): every connection of a user, on every node, until the last one

@@ -7,6 +7,7 @@
 #include "support/frames.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
+#include "support/prometheus_text.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/ws_client.hpp"
 
@@ -189,6 +190,13 @@ TEST(redis_cluster_broker, a_failover_of_the_channels_master_keeps_messages_flow
     }));
     await_route(alice, bob, channel);
     expect_delivered_in_order(alice, bob, channel, 200, 5);
+    // /metrics shows what happened: a new slot map, three masters in use, all up.
+    for (auto* node : {n1.get(), n2.get()}) {
+        const auto text = http_get(node->port(), "/metrics").body;
+        EXPECT_GE(metric_value(text, "wsgate_redis_topology_changes_total").value_or(0), 1.0);
+        EXPECT_EQ(metric_value(text, "wsgate_redis_servers"), 3.0);
+        EXPECT_EQ(metric_value(text, "wsgate_redis_servers_up"), 3.0);
+    }
     // Direct messages too (the user channels live on the same masters).
     alice.send_json(direct_frame(300, "bob", json::string("after failover")));
     EXPECT_EQ(alice.reply_to(300).at("type").as_string(), "ack");
@@ -211,8 +219,13 @@ TEST(redis_cluster_broker, a_killed_master_degrades_the_nodes_until_its_replica_
     const auto old_master = redis.master_of_slot(slot);
     const auto replica = redis.replica_of(old_master);
     redis.kill(old_master);
-    // Visible: both nodes report the broker down while a master they need is gone.
+    // Visible: both nodes report the broker down while a master they need is gone, and
+    // /metrics says how many masters are up.
     EXPECT_TRUE(wait_until([&] { return !broker_up(*n1) && !broker_up(*n2); }));
+    EXPECT_TRUE(wait_until([&] {
+        const auto text = http_get(n1->port(), "/metrics").body;
+        return metric_value(text, "wsgate_redis_servers_up") == 2.0 || broker_up(*n1);
+    }));
     redis.wait_for_owner(slot, replica);
     // ... and recover by themselves once the replica took over.
     ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }, milliseconds{15000}))

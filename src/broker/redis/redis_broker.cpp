@@ -444,6 +444,7 @@ void redis_broker::forget_run(const std::string& run, const std::string& dead_at
         redis_->command(tagged("pnode", run), {"DEL", tagged("pnode", run)});
         redis_->command(tagged("unode", run), {"DEL", tagged("unode", run)});
         redis_->command(registry_key("dead"), {"HDEL", registry_key("dead"), run});
+        runs_forgotten_.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("broker: forgot the presence of dead run {}", run);
     };
     const std::string publish(redis_->publish_command());
@@ -475,6 +476,34 @@ void redis_broker::forget_run(const std::string& run, const std::string& dead_at
                         }
                         finish_one(true);
                     });
+}
+
+std::string redis_broker::metrics_text() const {
+    if (!redis_) return {};
+    const auto& st = redis_->stats();
+    const auto line = [](std::string& out, std::string_view name, std::string_view type,
+                         std::string_view help, std::uint64_t value) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+        out.append(name).append(" ").append(std::to_string(value)).append("\n");
+    };
+    std::string out;
+    line(out, "wsgate_redis_servers", "gauge",
+         "Redis servers in use: the one server, or the masters serving slots.",
+         st.servers.load(std::memory_order_relaxed));
+    line(out, "wsgate_redis_servers_up", "gauge", "Of those, the ones with both connections up.",
+         st.servers_up.load(std::memory_order_relaxed));
+    line(out, "wsgate_redis_moved_total", "counter", "MOVED redirects followed.",
+         st.moved.load(std::memory_order_relaxed));
+    line(out, "wsgate_redis_ask_total", "counter", "ASK redirects followed.",
+         st.ask.load(std::memory_order_relaxed));
+    line(out, "wsgate_redis_topology_changes_total", "counter",
+         "Redis Cluster slot maps that differed from the previous one.",
+         st.topology_changes.load(std::memory_order_relaxed));
+    line(out, "wsgate_redis_dead_runs_cleaned_total", "counter",
+         "Runs of dead nodes whose presence this node cleaned up.",
+         runs_forgotten_.load(std::memory_order_relaxed));
+    return out;
 }
 
 std::vector<std::string> redis_broker::cluster_nodes() const {

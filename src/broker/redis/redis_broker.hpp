@@ -81,6 +81,7 @@ public:
     std::string_view kind() const noexcept override;
     bool available() const noexcept override;
     std::vector<std::string> cluster_nodes() const override;
+    std::string metrics_text() const override;
     void set_presence(unsigned shard, std::string_view channel, std::string_view user,
                       std::uint64_t connections) override;
     void presence(unsigned shard, std::string_view channel, core::presence_handler done) override;
@@ -157,9 +158,10 @@ private:
     boost::asio::steady_timer heartbeat_timer_;
     mutable std::mutex nodes_mutex_;  // guards nodes_: written on home, read by any shard
     std::vector<std::string> nodes_;
-    std::string run_;                   // "<node id>#<random>", see above
-    std::set<std::string> forgetting_;  // dead runs whose cleanup is under way
-    bool refreshing_users_ = false;     // a round of refresh_users_from() is under way
+    std::string run_;                               // "<node id>#<random>", see above
+    std::set<std::string> forgetting_;              // dead runs whose cleanup is under way
+    std::atomic<std::uint64_t> runs_forgotten_{0};  // dead runs cleaned up by this node
+    bool refreshing_users_ = false;                 // a round of refresh_users_from() is under way
     // home thread: (channel, user) -> shard -> connections
     std::map<std::pair<std::string, std::string>, std::map<unsigned, std::uint64_t>> presence_;
     // home thread: user -> this node's connection ids of that user

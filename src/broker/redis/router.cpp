@@ -225,6 +225,7 @@ void router::run(const std::string& address, std::string key, shared_command arg
                                 done = std::move(done), redirects](const reply& r) mutable {
         if (!stopped_ && r.is_error() && redirects < max_redirects) {
             if (auto to = parse_redirect(r.str)) {
+                (to->ask ? stats_.ask : stats_.moved).fetch_add(1, std::memory_order_relaxed);
                 if (to->host.empty()) to->host = host;
                 server& target = ensure(to->host, to->port, false);
                 if (!to->ask) {
@@ -290,6 +291,7 @@ void router::place(const std::string& channel, std::function<void()> confirmed, 
                 if (w != wanted_.end() && w->second == address) w->second.clear();
                 auto to = parse_redirect(r.str);
                 if (to && !to->ask && w != wanted_.end() && redirects < max_redirects) {
+                    stats_.moved.fetch_add(1, std::memory_order_relaxed);
                     if (to->host.empty()) to->host = host;
                     slot_owner_[to->slot] = &ensure(to->host, to->port, false);
                     refresh_now();
@@ -426,6 +428,7 @@ void router::apply_topology(std::vector<slot_range> ranges) {
         ranges_ = std::move(ranges);
         const bool first = !topology_known_;
         topology_known_ = true;
+        if (!first) stats_.topology_changes.fetch_add(1, std::memory_order_relaxed);
         for (const auto& address : gone) drop_server(address);
         spdlog::info("redis: {}", describe());
         if (first && cb_.on_server_ready) cb_.on_server_ready();
@@ -489,10 +492,18 @@ void router::arm_refresh() {
 
 void router::update_availability() {
     bool up = !servers_.empty() && (!settings_.cluster || topology_known_);
+    unsigned serving = 0, serving_up = 0;
     for (const auto& [address, s] : servers_) {
         if (s->seed_only) continue;
-        if (!s->commands->connected() || !s->subscriber->connected()) up = false;
+        ++serving;
+        if (s->commands->connected() && s->subscriber->connected()) {
+            ++serving_up;
+        } else {
+            up = false;
+        }
     }
+    stats_.servers.store(serving, std::memory_order_relaxed);
+    stats_.servers_up.store(serving_up, std::memory_order_relaxed);
     if (up == available_) return;
     available_ = up;
     if (cb_.on_availability) cb_.on_availability();

@@ -28,6 +28,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -49,6 +50,15 @@ struct router_settings {
     std::chrono::milliseconds refresh_interval{5000};  // topology check when all is well
     std::chrono::milliseconds repair_interval{500};    // ... while something is out of place
     connection::options connection_options{};
+};
+
+// Counters and gauges for /metrics, written on the router's thread, read from any.
+struct router_stats {
+    std::atomic<std::uint64_t> moved{0};             // MOVED replies followed
+    std::atomic<std::uint64_t> ask{0};               // ASK replies followed
+    std::atomic<std::uint64_t> topology_changes{0};  // slot maps that differed from the last
+    std::atomic<unsigned> servers{0};                // servers serving slots (or the one)
+    std::atomic<unsigned> servers_up{0};             // ... with both connections up
 };
 
 class router {
@@ -94,6 +104,8 @@ public:
     // unknown); the router then makes it as soon as it can.
     void subscribe(const std::string& channel, std::function<void()> confirmed);
     void unsubscribe(const std::string& channel);
+
+    const router_stats& stats() const noexcept { return stats_; }
 
     // Channels subscribe()d and not unsubscribe()d.
     std::size_t subscription_count() const noexcept { return wanted_.size(); }
@@ -154,6 +166,8 @@ private:
 
     // Channel -> the server it is subscribed at ("" while it is not subscribed anywhere).
     std::unordered_map<std::string, std::string> wanted_;
+
+    router_stats stats_;
 
     // Removed servers, destroyed on the next turn (a callback of theirs may be running).
     std::vector<std::unique_ptr<server>> retired_;
