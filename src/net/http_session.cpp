@@ -297,12 +297,7 @@ void http_session::handle_user_presence(const request& req, std::string_view enc
         [self = shared_from_this(), user,
          keep_alive](core::result<std::vector<core::user_connection>> connections) {
             if (!connections) {
-                const auto& ec = connections.error();
-                const bool unavailable = ec == core::error::broker_unavailable;
-                if (!unavailable) spdlog::error("presence of user {}: {}", user, ec.message());
-                self->send_error(unavailable ? http::status::service_unavailable
-                                             : http::status::internal_server_error,
-                                 core::wire_code(ec), ec.message(), keep_alive);
+                self->send_broker_error(connections.error(), "user " + user, keep_alive);
                 return;
             }
             self->send_json(http::status::ok, user_presence_body(user, std::move(*connections)),
@@ -334,22 +329,27 @@ void http_session::handle_presence(const request& req, std::string_view encoded_
     }
     // The answer runs on this shard (possibly inline); the handler keeps the session alive, and
     // nothing reads the socket until the response is written.
-    node.broker().presence(
-        shard_.index(), *channel,
-        [self = shared_from_this(), channel = *channel,
-         keep_alive](core::result<std::vector<core::presence_member>> members) {
-            if (!members) {
-                const auto& ec = members.error();
-                const bool unavailable = ec == core::error::broker_unavailable;
-                if (!unavailable) spdlog::error("presence of {}: {}", channel, ec.message());
-                self->send_error(unavailable ? http::status::service_unavailable
-                                             : http::status::internal_server_error,
-                                 core::wire_code(ec), ec.message(), keep_alive);
-                return;
-            }
-            self->send_json(http::status::ok, presence_body(channel, std::move(*members)),
-                            keep_alive);
-        });
+    node.broker().presence(shard_.index(), *channel,
+                           [self = shared_from_this(), channel = *channel,
+                            keep_alive](core::result<std::vector<core::presence_member>> members) {
+                               if (!members) {
+                                   self->send_broker_error(members.error(), channel, keep_alive);
+                                   return;
+                               }
+                               self->send_json(http::status::ok,
+                                               presence_body(channel, std::move(*members)),
+                                               keep_alive);
+                           });
+}
+
+void http_session::send_broker_error(const boost::system::error_code& ec, std::string_view what,
+                                     bool keep_alive) {
+    // Redis down is the caller's 503 to retry; anything else is a bug worth a log line.
+    const bool unavailable = ec == core::error::broker_unavailable;
+    if (!unavailable) spdlog::error("presence of {}: {}", what, ec.message());
+    send_error(
+        unavailable ? http::status::service_unavailable : http::status::internal_server_error,
+        core::wire_code(ec), ec.message(), keep_alive);
 }
 
 void http_session::send_json(http::status status, std::string body, bool keep_alive) {

@@ -45,6 +45,9 @@ private:
     bool authorize(const request& req);
     void send(response res);
     void send_json(boost::beast::http::status status, std::string body, bool keep_alive);
+    // A failed broker read (presence): 503 broker_unavailable, else 500 and a log line.
+    void send_broker_error(const boost::system::error_code& ec, std::string_view what,
+                           bool keep_alive);
     void send_error(boost::beast::http::status status, std::string_view code,
                     std::string_view message, bool keep_alive);
     // 401 with a WWW-Authenticate: Bearer challenge (RFC 6750); `token_error` is the reason a

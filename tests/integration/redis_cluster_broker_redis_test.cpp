@@ -84,6 +84,27 @@ std::vector<std::string> channels_on_every_master(redis_cluster& redis) {
     return out;
 }
 
+// Two nodes on `redis`: alice on n1 publishes to `channel`, bob on n2 is subscribed, and the
+// first messages went through. `name` is the channel's Redis name, `slot` its hash slot.
+struct publisher_and_subscriber {
+    publisher_and_subscriber(redis_cluster& redis, std::string channel_name)
+        : n1(start_cluster_node(redis, "n1")),
+          n2(start_cluster_node(redis, "n2")),
+          alice(connect_as(n1->port(), "alice")),
+          bob(connect_as(n2->port(), "bob")),
+          channel(std::move(channel_name)),
+          name("wsgate:ch:{" + channel + "}"),
+          slot(redis_cluster::key_slot(name)) {
+        subscribe(bob, channel);
+        expect_delivered_in_order(alice, bob, channel, 100, 3);
+    }
+
+    std::unique_ptr<gateway_process> n1, n2;
+    ws_client alice, bob;
+    std::string channel, name;
+    std::uint16_t slot;
+};
+
 }  // namespace
 
 TEST(redis_cluster_broker, channels_cross_nodes_through_sharded_pubsub_on_every_master) {
@@ -166,14 +187,8 @@ TEST(redis_cluster_broker, direct_messages_and_presence_work_across_nodes) {
 
 TEST(redis_cluster_broker, a_failover_of_the_channels_master_keeps_messages_flowing) {
     redis_cluster redis;
-    auto n1 = start_cluster_node(redis, "n1");
-    auto n2 = start_cluster_node(redis, "n2");
-    auto alice = connect_as(n1->port(), "alice");
-    auto bob = connect_as(n2->port(), "bob");
-    const std::string channel = "room:failover";
-    const auto slot = redis_cluster::key_slot("wsgate:ch:{" + channel + "}");
-    subscribe(bob, channel);
-    expect_delivered_in_order(alice, bob, channel, 100, 3);
+    publisher_and_subscriber t(redis, "room:failover");
+    auto& [n1, n2, alice, bob, channel, name, slot] = t;
 
     const auto old_master = redis.master_of_slot(slot);
     const auto replica = redis.replica_of(old_master);
@@ -183,7 +198,6 @@ TEST(redis_cluster_broker, a_failover_of_the_channels_master_keeps_messages_flow
     // The nodes follow the new topology: bob's subscription moves to the new master (and leaves
     // the old one, now a replica) and alice's publishes go there. A message published during
     // the move itself may be lost (docs/adr/0004-redis-cluster.md); once it is done, none is.
-    const std::string name = "wsgate:ch:{" + channel + "}";
     ASSERT_TRUE(wait_until([&] {
         return shard_channels(redis, replica).count(name) == 1 &&
                shard_channels(redis, old_master).count(name) == 0;
@@ -207,14 +221,8 @@ TEST(redis_cluster_broker, a_failover_of_the_channels_master_keeps_messages_flow
 
 TEST(redis_cluster_broker, a_killed_master_degrades_the_nodes_until_its_replica_takes_over) {
     redis_cluster redis;
-    auto n1 = start_cluster_node(redis, "n1");
-    auto n2 = start_cluster_node(redis, "n2");
-    auto alice = connect_as(n1->port(), "alice");
-    auto bob = connect_as(n2->port(), "bob");
-    const std::string channel = "room:killed";
-    const auto slot = redis_cluster::key_slot("wsgate:ch:{" + channel + "}");
-    subscribe(bob, channel);
-    expect_delivered_in_order(alice, bob, channel, 100, 3);
+    publisher_and_subscriber t(redis, "room:killed");
+    auto& [n1, n2, alice, bob, channel, name, slot] = t;
 
     const auto old_master = redis.master_of_slot(slot);
     const auto replica = redis.replica_of(old_master);
@@ -238,15 +246,8 @@ TEST(redis_cluster_broker, resharding_a_channels_slot_moves_its_subscription) {
     redis_cluster_options without_replicas;
     without_replicas.replicas = 0;
     redis_cluster redis(without_replicas);
-    auto n1 = start_cluster_node(redis, "n1");
-    auto n2 = start_cluster_node(redis, "n2");
-    auto alice = connect_as(n1->port(), "alice");
-    auto bob = connect_as(n2->port(), "bob");
-    const std::string channel = "room:moving";
-    const std::string name = "wsgate:ch:{" + channel + "}";
-    const auto slot = redis_cluster::key_slot(name);
-    subscribe(bob, channel);
-    expect_delivered_in_order(alice, bob, channel, 100, 3);
+    publisher_and_subscriber t(redis, "room:moving");
+    auto& [n1, n2, alice, bob, channel, name, slot] = t;
 
     const auto from = redis.master_of_slot(slot);
     std::uint16_t to = 0;

@@ -157,23 +157,6 @@ bool succeeded(const process_output& p) {
     return WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
 }
 
-// The value of `name` in INFO-style text ("name:value" lines), or "" when absent.
-std::string info_field(std::string_view text, std::string_view name) {
-    std::size_t at = 0;
-    while (at < text.size()) {
-        auto end = text.find('\n', at);
-        if (end == std::string_view::npos) end = text.size();
-        auto line = text.substr(at, end - at);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.size() > name.size() && line.substr(0, name.size()) == name &&
-            line[name.size()] == ':') {
-            return std::string(line.substr(name.size() + 1));
-        }
-        at = end + 1;
-    }
-    return {};
-}
-
 std::vector<std::string> split_lines(std::string_view text) {
     std::vector<std::string> lines;
     std::size_t at = 0;
@@ -186,6 +169,16 @@ std::vector<std::string> split_lines(std::string_view text) {
         at = end + 1;
     }
     return lines;
+}
+
+// The value of `name` in INFO-style text ("name:value" lines), or "" when absent.
+std::string info_field(std::string_view text, std::string_view name) {
+    for (const auto& line : split_lines(text)) {
+        if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ':') {
+            return line.substr(name.size() + 1);
+        }
+    }
+    return {};
 }
 
 std::vector<std::string> split_words(std::string_view line) {
