@@ -194,14 +194,11 @@ parse_outcome parse_config(int argc, char** argv) {
             redis_url = ep;
         }
     }
-    const auto with_environment = [](broker::redis::endpoint& where) {
+    // REDIS_PASSWORD fills in a password the URL leaves out, for one server or a cluster.
+    const auto password_from_environment = [](broker::redis::endpoint& where) {
         if (const char* pw = std::getenv("REDIS_PASSWORD");
             pw != nullptr && where.password.empty()) {
             where.password = pw;
-        }
-        if (const char* db = std::getenv("REDIS_DATABASE");
-            db != nullptr && *db != '\0' && where.database == 0) {
-            where.database = std::atoi(db);
         }
     };
     if (!cluster_nodes.empty()) {
@@ -216,10 +213,7 @@ parse_outcome parse_config(int argc, char** argv) {
                              where ? " (a cluster has only database 0)" : "");
                 return {std::nullopt, 2};
             }
-            if (const char* pw = std::getenv("REDIS_PASSWORD");
-                pw != nullptr && where->password.empty()) {
-                where->password = pw;
-            }
+            password_from_environment(*where);
             cfg.redis_cluster.push_back(std::move(*where));
         }
     } else if (!redis_url.empty()) {
@@ -228,7 +222,11 @@ parse_outcome parse_config(int argc, char** argv) {
             std::fprintf(stderr, "--redis-url: cannot parse \"%s\"\n", redis_url.c_str());
             return {std::nullopt, 2};
         }
-        with_environment(*cfg.redis);
+        password_from_environment(*cfg.redis);
+        if (const char* db = std::getenv("REDIS_DATABASE");
+            db != nullptr && *db != '\0' && cfg.redis->database == 0) {
+            cfg.redis->database = std::atoi(db);
+        }
     }
     return {std::move(cfg), 0};
 }

@@ -168,16 +168,14 @@ std::string sha1_hex(std::string_view text) {
     return out;
 }
 
-std::string random_hex(std::size_t bytes) {
-    static constexpr char hex[] = "0123456789abcdef";
+// 48 random bits as 12 hex digits: a run's name after its node id.
+std::string random_token() {
     std::random_device device;
-    std::string out;
-    for (std::size_t i = 0; i < bytes; ++i) {
-        const auto b = static_cast<unsigned>(device()) & 0xFF;
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 0xF]);
-    }
-    return out;
+    const auto bits = (std::uint64_t{device()} << 16) ^ device();
+    char token[16];
+    std::snprintf(token, sizeof token, "%012llx",
+                  static_cast<unsigned long long>(bits & 0xFFFF'FFFF'FFFFULL));
+    return token;
 }
 
 // "<run>|<connection>" -> {node id, connection id}, where run is "<node id>#<random>".
@@ -224,7 +222,7 @@ redis_broker::~redis_broker() {
 }
 
 void redis_broker::new_run() {
-    run_ = settings_.node_id + "#" + random_hex(6);
+    run_ = settings_.node_id + "#" + random_token();
 }
 
 template <class Task>
@@ -255,7 +253,7 @@ std::string redis_broker::registry_key(std::string_view name) const {
     return settings_.prefix + "{registry}:" + std::string(name);
 }
 
-void redis_broker::run_script(std::string_view script, const std::string& sha, std::string_view key,
+void redis_broker::run_script(std::string_view script, const std::string& sha,
                               std::vector<std::string> argv, reply_handler done) {
     // EVALSHA spares Redis hashing the script on every call. After a Redis restart (or on a
     // master that never ran it) the script cache is empty: NOSCRIPT, and the same call goes
@@ -263,9 +261,9 @@ void redis_broker::run_script(std::string_view script, const std::string& sha, s
     argv[0] = "EVALSHA";
     argv[1] = sha;
     auto shared = std::make_shared<const std::vector<std::string>>(std::move(argv));
+    const std::string& key = (*shared)[3];  // the first key routes the script (one slot)
     redis_->command_shared(
-        key, shared,
-        [this, script, route = std::string(key), shared, done = std::move(done)](const reply& r) {
+        key, shared, [this, script, route = key, shared, done = std::move(done)](const reply& r) {
             if (r.is_error() && r.str.starts_with("NOSCRIPT")) {
                 auto eval = *shared;
                 eval[0] = "EVAL";
@@ -316,11 +314,10 @@ void redis_broker::leave(std::function<void()> done) {
                                       registry_key("dead"),
                                       run_,
                                       settings_.node_id};
-        const std::string key = argv[3];
         // Replies come in order per connection: when this one is answered, the presence
         // updates of the sessions that just closed have been too (on one server; on a cluster,
         // those on other masters were at least written).
-        run_script(leave_script, leave_sha_, key, std::move(argv),
+        run_script(leave_script, leave_sha_, std::move(argv),
                    [done = std::move(done)](const reply&) { done(); });
     });
 }
@@ -332,9 +329,10 @@ void redis_broker::stop() {
 }
 
 void redis_broker::on_server_ready() {
+    // The registry is joined by update_availability() when Redis comes up, then every
+    // heartbeat_interval.
     update_availability();
     sync_presence();
-    heartbeat();  // join the registry at once (if all is up), then every heartbeat_interval
 }
 
 std::string_view redis_broker::kind() const noexcept {
@@ -387,8 +385,7 @@ void redis_broker::heartbeat() {
                                   settings_.node_id,
                                   delivery_->node_info_json(),
                                   std::to_string(settings_.node_ttl.count())};
-    const std::string key = argv[3];
-    run_script(heartbeat_script, heartbeat_sha_, key, std::move(argv), [this](const reply& r) {
+    run_script(heartbeat_script, heartbeat_sha_, std::move(argv), [this](const reply& r) {
         if (r.type != reply::kind::array || r.elements.size() != 3) {
             spdlog::warn("broker: heartbeat failed: {}", r.str);
             return;
@@ -455,7 +452,7 @@ void redis_broker::forget_run(const std::string& run, const std::string& dead_at
                         for (const auto& channel : r.elements) {
                             const auto& ch = channel.str;
                             run_script(
-                                forget_channel_script, forget_channel_sha_, tagged("pu", ch),
+                                forget_channel_script, forget_channel_sha_,
                                 {"", "", "2", tagged("pu", ch), tagged("pn", ch), run,
                                  tagged(channel_kind, ch), publish, ch},
                                 [finish_one](const reply& done) { finish_one(!done.is_error()); });
@@ -469,7 +466,7 @@ void redis_broker::forget_run(const std::string& run, const std::string& dead_at
                         for (const auto& user : r.elements) {
                             const auto key = tagged("presence", user.str);
                             run_script(
-                                user_presence_script, user_presence_sha_, key,
+                                user_presence_script, user_presence_sha_,
                                 {"", "", "1", key, std::to_string(settings_.node_ttl.count()),
                                  "forget", run, dead_at_ms},
                                 [finish_one](const reply& done) { finish_one(!done.is_error()); });
@@ -555,8 +552,7 @@ void redis_broker::send_presence(const std::string& channel, const std::string& 
                                   protocol::v1::presence_event_json(true, channel, user),
                                   protocol::v1::presence_event_json(false, channel, user)};
     // While Redis is down this fails; sync_presence() sends every count again on reconnect.
-    const std::string key = argv[3];
-    run_script(presence_script, presence_sha_, key, std::move(argv), {});
+    run_script(presence_script, presence_sha_, std::move(argv), {});
 }
 
 void redis_broker::presence(unsigned shard, std::string_view channel, core::presence_handler done) {
@@ -602,18 +598,17 @@ void redis_broker::set_user_connection(unsigned, std::string_view user,
                 redis_->command(index, {"SREM", index, user});
             }
         }
-        send_user_presence(user, open ? "set" : "del", {id}, run_);
+        send_user_presence(user, open ? "set" : "del", {id});
     });
 }
 
 void redis_broker::send_user_presence(const std::string& user, std::string_view op,
-                                      const std::vector<std::string>& connections,
-                                      const std::string& run) {
+                                      const std::vector<std::string>& connections) {
     const auto key = tagged("presence", user);
     std::vector<std::string> argv{
         "", "", "1", key, std::to_string(settings_.node_ttl.count()), std::string(op)};
-    for (const auto& id : connections) argv.push_back(run + "|" + id);
-    run_script(user_presence_script, user_presence_sha_, key, std::move(argv), {});
+    for (const auto& id : connections) argv.push_back(run_ + "|" + id);
+    run_script(user_presence_script, user_presence_sha_, std::move(argv), {});
 }
 
 void redis_broker::refresh_user_presence() {
@@ -629,7 +624,7 @@ void redis_broker::refresh_users_from(const std::string& first) {
     // come or go meanwhile do not upset it.
     auto it = user_connections_.lower_bound(first);
     for (std::size_t n = 0; it != user_connections_.end() && n < refresh_batch; ++it, ++n) {
-        send_user_presence(it->first, "set", {it->second.begin(), it->second.end()}, run_);
+        send_user_presence(it->first, "set", {it->second.begin(), it->second.end()});
     }
     if (it == user_connections_.end()) {
         refreshing_users_ = false;
@@ -644,7 +639,7 @@ void redis_broker::user_presence(unsigned shard, std::string_view user,
         const auto key = tagged("presence", user);
         std::vector<std::string> argv{
             "", "", "1", key, std::to_string(settings_.node_ttl.count()), "get"};
-        run_script(user_presence_script, user_presence_sha_, key, std::move(argv),
+        run_script(user_presence_script, user_presence_sha_, std::move(argv),
                    [this, shard, done = std::move(done)](const reply& r) mutable {
                        core::result<std::vector<core::user_connection>> result =
                            core::error::broker_unavailable;
@@ -673,7 +668,7 @@ void redis_broker::sync_presence() {
     const auto users = tagged("unode", run_);
     for (const auto& [user, ids] : user_connections_) {
         redis_->command(users, {"SADD", users, user});
-        send_user_presence(user, "set", {ids.begin(), ids.end()}, run_);
+        send_user_presence(user, "set", {ids.begin(), ids.end()});
     }
 }
 
@@ -787,8 +782,7 @@ void redis_broker::publish(unsigned shard, const core::publication& message,
         std::string()};  // PUBLISH or SPUBLISH, set on home
     on_home([this, shard, argv = std::move(argv), done = std::move(done)]() mutable {
         argv[8] = redis_->publish_command();
-        const std::string key = argv[3];
-        run_script(publish_script, publish_sha_, key, std::move(argv),
+        run_script(publish_script, publish_sha_, std::move(argv),
                    [this, shard, done = std::move(done)](const reply& r) {
                        core::result<core::publish_receipt> result = core::error::broker_unavailable;
                        if (r.type == reply::kind::integer) {

@@ -122,19 +122,20 @@ private:
     void on_home(Task&& task);
     // Hands a completion back to `shard`: inline when that is the home shard (we are on it).
     void complete_on(unsigned shard, std::function<void()> task);
-    // EVALSHA of `script` on the server owning `key`, falling back to EVAL once on NOSCRIPT (an
-    // emptied script cache). argv[0..1] are set here; argv[2] is the key count.
-    void run_script(std::string_view script, const std::string& sha, std::string_view key,
-                    std::vector<std::string> argv, reply_handler done);
+    // EVALSHA of `script` on the server owning its first key (argv[3]; every script has one,
+    // and all its keys share that slot), falling back to EVAL once on NOSCRIPT (an emptied
+    // script cache). argv[0..1] are set here; argv[2] is the key count.
+    void run_script(std::string_view script, const std::string& sha, std::vector<std::string> argv,
+                    reply_handler done);
     void heartbeat();
     void arm_heartbeat();
     // Removes what the dead run `run` registered (declared dead at `dead_at_ms`, Redis clock).
     void forget_run(const std::string& run, const std::string& dead_at_ms);
     // Sends this node's count of `user` in `channel` (the sum over its shards) to Redis.
     void send_presence(const std::string& channel, const std::string& user, std::uint64_t count);
-    // Sends set/del of this node's connections of `user` to its presence hash.
+    // Sends set/del of this run's connections of `user` to the user's presence hash.
     void send_user_presence(const std::string& user, std::string_view op,
-                            const std::vector<std::string>& connections, const std::string& run);
+                            const std::vector<std::string>& connections);
     void refresh_user_presence();
     void refresh_users_from(const std::string& first);
     // After (re)connecting, or with a new run: sends every count and connection this node holds

@@ -66,13 +66,6 @@ bool iequals(std::string_view a, std::string_view b) {
                                               [](char x, char y) { return lower(x) == lower(y); });
 }
 
-reply error_reply(std::string text) {
-    reply r;
-    r.type = reply::kind::error;
-    r.str = std::move(text);
-    return r;
-}
-
 reply copy_reply(const redisReply& from) {
     reply r;
     switch (from.type) {

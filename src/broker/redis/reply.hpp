@@ -18,6 +18,14 @@ struct reply {
     bool is_error() const noexcept { return type == kind::error; }
 };
 
+// An error reply of our own making ("ERR connection lost"), shaped like one from Redis.
+inline reply error_reply(std::string text) {
+    reply r;
+    r.type = reply::kind::error;
+    r.str = std::move(text);
+    return r;
+}
+
 using reply_handler = std::function<void(const reply&)>;
 
 }  // namespace wsgate::broker::redis

@@ -15,13 +15,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-reply error_reply(std::string text) {
-    reply r;
-    r.type = reply::kind::error;
-    r.str = std::move(text);
-    return r;
-}
-
 constexpr int max_redirects = 5;
 constexpr std::size_t max_waiting_per_server = 100'000;
 constexpr std::size_t subscribe_batch = 1000;
@@ -167,11 +160,7 @@ void router::fail_soon(reply_handler done, const char* why) {
 }
 
 void router::command(std::string_view key, std::vector<std::string> argv, reply_handler done) {
-    if (servers_.empty()) {
-        fail_soon(std::move(done), "ERR not connected");
-        return;
-    }
-    if (!settings_.cluster) {
+    if (!settings_.cluster && !servers_.empty()) {
         // One server: no redirects to follow, so the command need not be kept.
         servers_.begin()->second->commands->command(argv, std::move(done));
         return;
@@ -225,13 +214,7 @@ void router::run(const std::string& address, std::string key, shared_command arg
                                 done = std::move(done), redirects](const reply& r) mutable {
         if (!stopped_ && r.is_error() && redirects < max_redirects) {
             if (auto to = parse_redirect(r.str)) {
-                (to->ask ? stats_.ask : stats_.moved).fetch_add(1, std::memory_order_relaxed);
-                if (to->host.empty()) to->host = host;
-                server& target = ensure(to->host, to->port, false);
-                if (!to->ask) {
-                    slot_owner_[to->slot] = &target;
-                    refresh_now();
-                }
+                server& target = follow(*to, host);
                 run(target.address, std::move(key), std::move(argv), std::move(done), redirects + 1,
                     to->ask);
                 return;
@@ -253,10 +236,26 @@ void router::unsubscribe(const std::string& channel) {
     if (it == wanted_.end()) return;
     const std::string at = std::move(it->second);
     wanted_.erase(it);
-    server* s = at.empty() ? nullptr : find(at);
+    leave(at, channel);
+}
+
+void router::leave(const std::string& address, const std::string& channel) {
+    server* s = address.empty() ? nullptr : find(address);
     if (s != nullptr && s->channels.erase(channel) != 0 && s->subscriber->connected()) {
         s->subscriber->command({settings_.cluster ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel});
     }
+}
+
+router::server& router::follow(redirect& to, const std::string& asked_host) {
+    (to.ask ? stats_.ask : stats_.moved).fetch_add(1, std::memory_order_relaxed);
+    if (to.host.empty()) to.host = asked_host;
+    server& target = ensure(to.host, to.port, false);
+    if (!to.ask) {
+        // The slot moved: patch it now, and learn what else moved.
+        slot_owner_[to.slot] = &target;
+        refresh_now();
+    }
+    return target;
 }
 
 void router::place(const std::string& channel, std::function<void()> confirmed, int redirects) {
@@ -268,13 +267,8 @@ void router::place(const std::string& channel, std::function<void()> confirmed, 
         if (confirmed) confirmed();
         return;
     }
-    if (!it->second.empty() && it->second != s->address) {
-        // It was served elsewhere before the slot moved: leave there first.
-        server* old = find(it->second);
-        if (old != nullptr && old->channels.erase(channel) != 0 && old->subscriber->connected()) {
-            old->subscriber->command({"SUNSUBSCRIBE", channel});
-        }
-    }
+    // Served elsewhere before the slot moved: leave there first.
+    if (it->second != s->address) leave(it->second, channel);
     it->second = s->address;
     if (!s->channels.insert(channel).second) {
         if (confirmed) confirmed();
@@ -291,10 +285,7 @@ void router::place(const std::string& channel, std::function<void()> confirmed, 
                 if (w != wanted_.end() && w->second == address) w->second.clear();
                 auto to = parse_redirect(r.str);
                 if (to && !to->ask && w != wanted_.end() && redirects < max_redirects) {
-                    stats_.moved.fetch_add(1, std::memory_order_relaxed);
-                    if (to->host.empty()) to->host = host;
-                    slot_owner_[to->slot] = &ensure(to->host, to->port, false);
-                    refresh_now();
+                    follow(*to, host);
                     place(channel, std::move(confirmed), redirects + 1);
                     return;
                 }
@@ -350,11 +341,15 @@ void router::on_subscriber_lost(const std::string& address) {
     server* s = find(address);
     if (s == nullptr) return;
     s->channels.clear();
+    unplace_all(address);
+    update_availability();
+    refresh_now();
+}
+
+void router::unplace_all(const std::string& address) {
     for (auto& [channel, at] : wanted_) {
         if (at == address) at.clear();
     }
-    update_availability();
-    refresh_now();
 }
 
 void router::on_push(const std::string& address, const reply& r) {
@@ -405,26 +400,20 @@ void router::refresh_now() {
 }
 
 void router::apply_topology(std::vector<slot_range> ranges) {
-    if (topology_known_ && ranges == ranges_) {
-        // Unchanged, but a MOVED may have patched single slots: restore them.
-        for (const auto& range : ranges_) {
-            server* owner = &ensure(range.host, range.port, false);
-            std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1,
-                      owner);
-        }
-    } else {
-        std::vector<server*> owner(cluster_slot_count, nullptr);
-        std::set<std::string> owners;
-        for (const auto& range : ranges) {
-            server& s = ensure(range.host, range.port, false);
-            owners.insert(s.address);
-            std::fill(owner.begin() + range.first, owner.begin() + range.last + 1, &s);
-        }
+    // Rebuilt from the map every time, also when it is unchanged: a MOVED may have patched
+    // single slots since.
+    std::fill(slot_owner_.begin(), slot_owner_.end(), nullptr);
+    std::set<std::string> owners;
+    for (const auto& range : ranges) {
+        server& s = ensure(range.host, range.port, false);
+        owners.insert(s.address);
+        std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, &s);
+    }
+    if (!topology_known_ || ranges != ranges_) {
         std::vector<std::string> gone;
         for (const auto& [address, s] : servers_) {
             if (!owners.contains(address)) gone.push_back(address);
         }
-        slot_owner_ = std::move(owner);
         ranges_ = std::move(ranges);
         const bool first = !topology_known_;
         topology_known_ = true;
@@ -448,9 +437,7 @@ void router::drop_server(const std::string& address) {
     if (it == servers_.end()) return;
     auto s = std::move(it->second);
     servers_.erase(it);
-    for (auto& [channel, at] : wanted_) {
-        if (at == address) at.clear();
-    }
+    unplace_all(address);
     s->commands->stop();
     s->subscriber->stop();
     for (auto& w : std::exchange(s->waiting, {})) w(false);
@@ -462,10 +449,7 @@ void router::drop_server(const std::string& address) {
 }
 
 bool router::healthy() const {
-    if (settings_.cluster && !topology_known_) return false;
-    for (const auto& [address, s] : servers_) {
-        if (!s->commands->connected() || !s->subscriber->connected()) return false;
-    }
+    if (!available_) return false;
     for (const auto& [channel, at] : wanted_) {
         if (at.empty()) return false;
     }

@@ -134,6 +134,12 @@ private:
 
     // Subscribes `channel` at its owner; `confirmed` runs once as subscribe() describes.
     void place(const std::string& channel, std::function<void()> confirmed, int redirects);
+    // Unsubscribes `channel` at the server at `address` (if subscribed there and connected).
+    void leave(const std::string& address, const std::string& channel);
+    // Every channel placed at `address` is placed nowhere now.
+    void unplace_all(const std::string& address);
+    // Acts on a MOVED or ASK from a server at `asked_host`; returns where the command goes.
+    server& follow(redirect& to, const std::string& asked_host);
     void on_subscriber_ready(const std::string& address);
     void on_subscriber_lost(const std::string& address);
     void on_push(const std::string& address, const reply& r);
