@@ -46,6 +46,25 @@ std::unique_ptr<gateway_process> start_node(const delay_proxy& link, std::string
     return start_node("redis://127.0.0.1:" + std::to_string(link.port()), std::move(node_id));
 }
 
+// n1 and n2 on `redis` with presence kept for "room:" channels (and `extra` flags), both up;
+// alice on n1 and bob on n2, both subscribed to `channel`.
+struct members_on_two_nodes {
+    members_on_two_nodes(const redis_process& redis, std::vector<std::string> extra,
+                         std::string_view channel) {
+        extra.insert(extra.begin(), {"--presence-prefixes", "room:"});
+        n1 = start_node(redis, "n1", extra);
+        n2 = start_node(redis, "n2", extra);
+        EXPECT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
+        alice = connect_as(n1->port(), "alice");
+        bob = connect_as(n2->port(), "bob");
+        subscribe(alice, channel);
+        subscribe(bob, channel);
+    }
+
+    std::unique_ptr<gateway_process> n1, n2;
+    ws_client alice, bob;
+};
+
 }  // namespace
 
 TEST(cluster, nodes_report_the_redis_broker_in_health) {
@@ -310,17 +329,8 @@ TEST(cluster, after_auth_success_direct_messages_reach_the_new_connection) {
 
 TEST(cluster, presence_spans_nodes_and_a_dead_nodes_users_leave_after_its_ttl) {
     redis_process redis;
-    const std::vector<std::string> opts{"--presence-prefixes", "room:", "--presence-refresh", "0.1",
-                                        "--presence-ttl",      "0.5"};
-    auto n1 = start_node(redis, "n1", opts);
-    auto n2 = start_node(redis, "n2", opts);
-    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
-    auto alice = connect_as(n1->port(), "alice");
-    auto bob = connect_as(n2->port(), "bob");
-    alice.send_json(subscribe_frame(1, {"room:p"}));
-    EXPECT_EQ(alice.reply_to(1).at("type").as_string(), "subscribed");
-    bob.send_json(subscribe_frame(1, {"room:p"}));
-    EXPECT_EQ(bob.reply_to(1).at("type").as_string(), "subscribed");
+    members_on_two_nodes t(redis, {"--presence-refresh", "0.1", "--presence-ttl", "0.5"}, "room:p");
+    auto& [n1, n2, alice, bob] = t;
     // bob joined on n2; alice on n1 hears it through Redis.
     alice.expect_json("join", milliseconds{5000}, [](const json::object& f) {
         return payload_of(f).at("user_id").as_string() == "bob";
@@ -427,17 +437,8 @@ TEST(cluster, every_user_of_a_node_stays_online_past_the_ttl) {
 // their leaves announced, long before its TTL (30 s here) would have done it.
 TEST(cluster, a_node_shut_down_gracefully_leaves_the_cluster_at_once) {
     redis_process redis;
-    const std::vector<std::string> opts{"--presence-prefixes", "room:", "--presence-refresh", "0.2",
-                                        "--presence-ttl",      "30"};
-    auto n1 = start_node(redis, "n1", opts);
-    auto n2 = start_node(redis, "n2", opts);
-    ASSERT_TRUE(wait_until([&] { return broker_up(*n1) && broker_up(*n2); }));
-    auto alice = connect_as(n1->port(), "alice");
-    auto bob = connect_as(n2->port(), "bob");
-    alice.send_json(subscribe_frame(1, {"room:g"}));
-    EXPECT_EQ(alice.reply_to(1).at("type").as_string(), "subscribed");
-    bob.send_json(subscribe_frame(1, {"room:g"}));
-    EXPECT_EQ(bob.reply_to(1).at("type").as_string(), "subscribed");
+    members_on_two_nodes t(redis, {"--presence-refresh", "0.2", "--presence-ttl", "30"}, "room:g");
+    auto& [n1, n2, alice, bob] = t;
     auto cluster_size = [&] {
         const auto doc = http_get(n2->port(), "/cluster").json();
         return doc.as_object().at("nodes").as_array().size();
